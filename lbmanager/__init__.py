@@ -1,0 +1,1 @@
+"""Talks to Kubernetes: LoadBalancer Service ports, EndpointSlices, consumer pods, MetalLB pools."""

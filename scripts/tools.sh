@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Builds or installs every external binary the tests need, cached outside the
+# repository by component, version and a hash of the wrapper module that builds
+# it. Idempotent: a component whose cache entry is complete is not rebuilt.
+#
+#   scripts/tools.sh [COMPONENT...]   build (all components by default)
+#   scripts/tools.sh --path           print the directory holding the binaries
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${ICS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ics-peer-discovery/tools}
+bindir="$cache/bin"
+
+KUBE_VERSION=1.33.13
+ETCD_VERSION=3.5.21
+HELM_VERSION=3.17.4
+ICS_VERSION=7.0.1
+
+export GOTOOLCHAIN=local
+export GOFLAGS="-buildvcs=false -mod=readonly"
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# key NAME VERSION [DIR]: cache entry name, including a hash of the build
+# recipe and of the wrapper module's files, so that either change rebuilds.
+key() {
+  local name=$1 version=$2 dir=${3:-}
+  local h
+  h=$({ declare -f "build_$name"; go env GOVERSION
+        if [ -n "$dir" ]; then
+          (cd "$repo/$dir" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 \
+            | sort -z | xargs -0 sha256sum)
+        fi; } | sha256sum | cut -c1-12)
+  printf '%s-%s-%s' "$name" "$version" "$h"
+}
+
+# link ENTRY BIN...: expose the binaries of a finished cache entry in $bindir.
+link() {
+  local entry=$1; shift
+  mkdir -p "$bindir"
+  for b in "$@"; do ln -sfn "$cache/$entry/$b" "$bindir/$b"; done
+}
+
+# build ENTRY CMD...: run the build into a temporary folder, then publish it
+# atomically, so an interrupted build never leaves a half entry behind.
+build() {
+  local entry=$1; shift
+  if [ -f "$cache/$entry/.complete" ]; then return 0; fi
+  local tmp="$cache/.tmp-$entry-$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  local start=$SECONDS
+  log "building $entry (this can take several minutes on a cold cache)"
+  OUT="$tmp" "$@"
+  touch "$tmp/.complete"
+  rm -rf "${cache:?}/$entry"; mv "$tmp" "$cache/$entry"
+  log "built $entry in $((SECONDS - start))s"
+}
+
+build_kube() {
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBE_VERSION"
+  ld+=" -X k8s.io/component-base/version.gitMajor=${KUBE_VERSION%%.*}"
+  local minor=${KUBE_VERSION#*.}; ld+=" -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
+  ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  (cd "$repo/tools/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$OUT/" ./cmd/kube-apiserver ./cmd/kube-controller-manager)
+}
+
+build_etcd() {
+  (cd "$repo/tools/etcd" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUT/etcd" .)
+}
+
+build_helm() {
+  GOBIN="$OUT" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+}
+
+build_ics() {
+  local v=github.com/cosmos/cosmos-sdk/version
+  (cd "$repo/tools/ics" && go build -trimpath \
+    -ldflags "-s -w -X $v.Name=interchain-security -X $v.AppName=interchain-security-pd -X $v.Version=v$ICS_VERSION" \
+    -o "$OUT/interchain-security-pd" .)
+}
+
+component() {
+  local e
+  case $1 in
+    kube) e=$(key kube "$KUBE_VERSION" tools/kube); build "$e" build_kube; link "$e" kube-apiserver kube-controller-manager ;;
+    etcd) e=$(key etcd "$ETCD_VERSION" tools/etcd); build "$e" build_etcd; link "$e" etcd ;;
+    helm) e=$(key helm "$HELM_VERSION"); build "$e" build_helm; link "$e" helm ;;
+    ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
+    *) log "unknown component: $1"; exit 2 ;;
+  esac
+}
+
+if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
+mkdir -p "$cache"
+components=("$@")
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics)
+for c in "${components[@]}"; do component "$c"; done

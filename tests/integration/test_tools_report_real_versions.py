@@ -1,0 +1,36 @@
+"""Each binary `make tools` provides reports the version scripts/tools.sh pins."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from tests.support.procs import REPO, tool
+
+
+def pinned(name: str) -> str:
+    text = (REPO / "scripts" / "tools.sh").read_text()
+    m = re.search(rf"^{name}_VERSION=(\S+)$", text, re.M)
+    assert m, f"{name}_VERSION not pinned in scripts/tools.sh"
+    return m.group(1)
+
+
+@pytest.mark.parametrize(
+    ("binary", "args", "pattern"),
+    [
+        ("etcd", ["--version"], r"etcd Version: {ETCD}\b"),
+        ("kube-apiserver", ["--version"], r"Kubernetes v{KUBE}\b"),
+        ("kube-controller-manager", ["--version"], r"Kubernetes v{KUBE}\b"),
+        ("helm", ["version", "--short"], r"v{HELM}\b"),
+    ],
+)
+def test_tool_reports_pinned_version(binary: str, args: list[str], pattern: str) -> None:
+    expected = pattern.format(
+        ETCD=re.escape(pinned("ETCD")),
+        KUBE=re.escape(pinned("KUBE")),
+        HELM=re.escape(pinned("HELM")),
+    )
+    out = subprocess.run([str(tool(binary)), *args], capture_output=True, text=True, check=True)
+    assert re.search(expected, out.stdout + out.stderr), out.stdout + out.stderr
