@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -57,4 +59,6 @@ def test_impersonated_user_without_bindings_is_denied(control_plane: ControlPlan
     with pytest.raises(ApiException) as err:
         core.list_namespace()
     assert err.value.status == 403
-    assert 'User "mallory"' in err.value.body
+    assert (
+        'User "mallory" cannot list resource "namespaces"' in json.loads(err.value.body)["message"]
+    )
