@@ -31,7 +31,7 @@ from tests.support.kube import ControlPlane, start_control_plane
 from tests.support.procs import wait_for
 
 # Fixture modules of other components (provider chain, ...) register here.
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.support.chain_fixtures"]
 
 
 class HasLogs(Protocol):
