@@ -1,1 +1,1 @@
-"""The product's core: pure domain logic (ports, endpoints, node keys, peers) and the service that wires it."""
+"""The product core: pure domain logic (ports, endpoints, node keys, peers) and its service."""

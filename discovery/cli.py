@@ -13,7 +13,11 @@ import sys
 from collections.abc import Sequence
 
 # Command modules, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = (
+    "discovery.commands.ports",
+    "discovery.commands.endpoint",
+    "discovery.commands.nodekey",
+)
 
 
 class UsageError(Exception):
@@ -42,4 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Command modules raise discovery.cli.UsageError; run through that module, not
+    # this `__main__` copy of it, so the except clause catches the same class.
+    from discovery.cli import main as _main
+
+    sys.exit(_main())

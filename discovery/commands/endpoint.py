@@ -1,0 +1,143 @@
+"""`ics-discovery endpoint`: read and write the endpoint published in validator details.
+
+`parse` shows what every validator will make of a description's details (or
+why it is rejected), and `format` produces new details that keep the operator's
+text, so an operator can check an edit before sending it. Each action is one
+function in `ACTIONS`; adding an action (such as `publish`) means adding one
+register function there.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TypeAlias
+
+from discovery.cli import UsageError
+from discovery.commands import print_json
+from discovery.commands.endpoint_publish import register_publish
+from discovery.endpoints import (
+    EndpointPolicy,
+    EndpointRejection,
+    format_details,
+    read_details,
+)
+from discovery.errors import DiscoveryError
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "endpoint",
+        help="parse or format the endpoint in a validator's description details",
+        description="Read or write the LoadBalancer endpoint published in description.details.",
+    )
+    actions = parser.add_subparsers(dest="endpoint_action", metavar="ACTION", required=True)
+    for add_action in ACTIONS:
+        add_action(actions)
+
+
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that build an `EndpointPolicy` (see `policy_from_args`)."""
+    parser.add_argument(
+        "--deny",
+        metavar="CIDR",
+        action="append",
+        default=[],
+        help="reject addresses in this network (repeatable)",
+    )
+    parser.add_argument(
+        "--allow",
+        metavar="CIDR",
+        action="append",
+        default=[],
+        help="accept only addresses in these networks (repeatable)",
+    )
+    parser.add_argument(
+        "--no-dns-names",
+        action="store_true",
+        help="reject DNS names (CIDR lists cannot judge them)",
+    )
+    parser.add_argument(
+        "--deny-name-suffix",
+        metavar="SUFFIX",
+        action="append",
+        default=[],
+        help="reject DNS names under this suffix, in addition to 'local' (repeatable)",
+    )
+
+
+def policy_from_args(args: argparse.Namespace) -> EndpointPolicy:
+    """The policy the `add_policy_arguments` options describe."""
+    try:
+        return EndpointPolicy.from_strings(
+            deny=args.deny,
+            allow=args.allow,
+            allow_dns_names=not args.no_dns_names,
+            deny_name_suffixes=["local", *args.deny_name_suffix],
+        )
+    except DiscoveryError as e:
+        raise UsageError(str(e)) from e
+
+
+def _register_parse(actions: Subparsers) -> None:
+    parser = actions.add_parser(
+        "parse",
+        help="show the endpoint in DETAILS, or why it is rejected",
+        description="Print the endpoint in DETAILS; exit 2 with the reason if it is rejected.",
+    )
+    parser.add_argument("details", metavar="DETAILS", help="the description.details text")
+    parser.add_argument("--json", action="store_true", help='print {"host", "node_id"} as JSON')
+    add_policy_arguments(parser)
+    parser.set_defaults(func=_run_parse)
+
+
+def _run_parse(args: argparse.Namespace) -> int:
+    result = read_details(args.details, policy_from_args(args))
+    if isinstance(result, EndpointRejection):
+        raise UsageError(str(result))
+    if args.json:
+        print_json({"host": result.host.name, "node_id": result.node_id})
+    else:
+        print(f"host: {result.host.name}")
+        print(f"node_id: {result.node_id or '-'}")
+    return 0
+
+
+def _register_format(actions: Subparsers) -> None:
+    parser = actions.add_parser(
+        "format",
+        help="new details carrying HOST, keeping the operator's text",
+        description=(
+            "Print description details that keep the text of --details and carry exactly "
+            "one p2p= token (and node= with --node-id); exit 2 if over 280 bytes."
+        ),
+    )
+    parser.add_argument("--details", required=True, metavar="TEXT", help="current details")
+    parser.add_argument("--host", required=True, metavar="HOST", help="IPv4, IPv6 or DNS name")
+    parser.add_argument("--node-id", metavar="ID", help="40 hexadecimal digits")
+    parser.add_argument("--json", action="store_true", help='print {"details"} as JSON')
+    add_policy_arguments(parser)
+    parser.set_defaults(func=_run_format)
+
+
+def _run_format(args: argparse.Namespace) -> int:
+    policy = policy_from_args(args)
+    try:
+        details = format_details(args.details, args.host, args.node_id, policy)
+    except DiscoveryError as e:
+        raise UsageError(str(e)) from e
+    if args.json:
+        print_json({"details": details})
+    else:
+        print(details)
+    return 0
+
+
+# One register function per action, in `--help` order.
+ACTIONS: list[Callable[[Subparsers], None]] = [
+    _register_parse,
+    _register_format,
+    register_publish,
+]

@@ -1,0 +1,174 @@
+"""Node keys and IDs match CometBFT's own vectors; node_key.json round-trips like CometBFT's."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from discovery.errors import InvalidNodeKey, WeakSecret
+from discovery.nodekey import (
+    NodeKey,
+    decode_node_key,
+    derive_node_key,
+    encode_node_key,
+    generate_node_key,
+    insecure_node_id_from_moniker,
+    insecure_node_key_from_moniker,
+    node_id_from_public_key,
+)
+
+# CometBFT v0.38.17, internal/test/config.go, `testPrivValidatorKey`: an ed25519
+# key whose `address` (crypto.Address = first 20 bytes of SHA-256(pubkey), the
+# same function p2p.PubKeyToID hex-encodes into a node ID) is given explicitly.
+COMETBFT_PRIV_VALUE = (
+    "EVkqJO/jIXp3rkASXfh9YnyToYXRXhBr6g9cQVxPFnQBP/5povV4HTjvsy530kybxKHwEi85iU8YL0qQhSYVoQ=="
+)
+COMETBFT_PUB_VALUE = "AT/+aaL1eB0477Mud9JMm8Sh8BIvOYlPGC9KkIUmFaE="
+COMETBFT_ADDRESS = "A3258DCBF45DCA0DF052981870F2D1441A36D145"
+
+# CometBFT v0.38.17, privval/msgs_test.go, TestPrivvalVectors:
+# ed25519.GenPrivKeyFromSecret([]byte("it's a secret")) (seed = SHA-256(secret)) has
+# this public key (inside the "pubKey response" bytes 12240a220a20<pubkey>).
+COMETBFT_SECRET = b"it's a secret"
+COMETBFT_SECRET_PUBKEY = "556a436f1218d30942efe798420f51dc9b6a311b929c578257457d05c5fcf230"
+
+
+def cometbft_node_key_json(value: str) -> bytes:
+    return json.dumps(
+        {"priv_key": {"type": "tendermint/PrivKeyEd25519", "value": value}},
+        separators=(",", ":"),
+    ).encode()
+
+
+def test_node_id_of_cometbft_test_key() -> None:
+    key = decode_node_key(cometbft_node_key_json(COMETBFT_PRIV_VALUE))
+    assert base64.b64encode(key.public_key).decode() == COMETBFT_PUB_VALUE
+    assert key.node_id == COMETBFT_ADDRESS.lower()
+    assert node_id_from_public_key(base64.b64decode(COMETBFT_PUB_VALUE)) == COMETBFT_ADDRESS.lower()
+
+
+def test_public_key_from_seed_matches_cometbft_gen_priv_key_from_secret() -> None:
+    key = NodeKey(hashlib.sha256(COMETBFT_SECRET).digest())
+    assert key.public_key.hex() == COMETBFT_SECRET_PUBKEY
+
+
+def test_encoding_is_byte_identical_to_cometbft_marshal() -> None:
+    key = decode_node_key(cometbft_node_key_json(COMETBFT_PRIV_VALUE))
+    # cmtjson.Marshal: compact, fields in struct order, no trailing newline.
+    assert encode_node_key(key) == (
+        b'{"priv_key":{"type":"tendermint/PrivKeyEd25519","value":"'
+        + COMETBFT_PRIV_VALUE.encode()
+        + b'"}}'
+    )
+
+
+def test_indented_json_with_extra_fields_is_read() -> None:
+    document = {
+        "priv_key": {"type": "tendermint/PrivKeyEd25519", "value": COMETBFT_PRIV_VALUE},
+        "comment": "ignored",
+    }
+    key = decode_node_key(json.dumps(document, indent=4).encode())
+    assert key.node_id == COMETBFT_ADDRESS.lower()
+
+
+def test_generated_keys_round_trip_and_differ() -> None:
+    a, b = generate_node_key(), generate_node_key()
+    assert a != b
+    for key in (a, b):
+        again = decode_node_key(encode_node_key(key))
+        assert again == key
+        assert len(key.node_id) == 40
+        assert key.node_id == key.node_id.lower()
+        int(key.node_id, 16)
+
+
+def test_repr_never_shows_the_seed() -> None:
+    key = decode_node_key(cometbft_node_key_json(COMETBFT_PRIV_VALUE))
+    seed_b64 = base64.b64encode(key.seed).decode()
+    assert key.seed.hex() not in repr(key)
+    assert seed_b64 not in repr(key)
+
+
+def _mismatched_value() -> str:
+    raw = bytearray(base64.b64decode(COMETBFT_PRIV_VALUE))
+    raw[-1] ^= 1
+    return base64.b64encode(bytes(raw)).decode()
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"not json", "not a JSON document"),
+        (b"\xff\xfe", "not a JSON document"),
+        (b"[]", "priv_key"),
+        (b'{"priv_key": "x"}', "priv_key"),
+        (
+            json.dumps(
+                {"priv_key": {"type": "tendermint/PrivKeySecp256k1", "value": "AA=="}}
+            ).encode(),
+            "type",
+        ),
+        (json.dumps({"priv_key": {"type": "tendermint/PrivKeyEd25519"}}).encode(), "value"),
+        (cometbft_node_key_json("***"), "base64"),
+        (cometbft_node_key_json(base64.b64encode(b"x" * 32).decode()), "64 bytes"),
+        (cometbft_node_key_json(_mismatched_value()), "does not belong"),
+    ],
+)
+def test_malformed_node_key_files_are_rejected_without_echoing_them(
+    data: bytes, fragment: str
+) -> None:
+    with pytest.raises(InvalidNodeKey) as info:
+        decode_node_key(data)
+    assert fragment in str(info.value)
+    assert COMETBFT_PRIV_VALUE not in str(info.value)
+    assert not info.value.transient
+
+
+def test_derived_key_depends_on_secret_and_chain_only() -> None:
+    secret = bytes(range(32))
+    a = derive_node_key(secret, "consumer-1")
+    assert derive_node_key(secret, "consumer-1") == a
+    assert derive_node_key(secret, "consumer-2") != a
+    assert derive_node_key(bytes(range(1, 33)), "consumer-1") != a
+
+
+def test_derived_key_is_hkdf_sha256_with_the_documented_parameters() -> None:
+    # RFC 5869 HKDF computed with the standard library, independently of `cryptography`.
+    secret, chain_id = b"\x42" * 32, "consumer-1"
+    prk = hmac.new(b"ics-discovery/node-key/v1", secret, hashlib.sha256).digest()
+    info = b"consumer-node-key\x00" + chain_id.encode()
+    okm = hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+    assert derive_node_key(secret, chain_id).seed == okm
+
+
+def test_short_secrets_are_refused() -> None:
+    with pytest.raises(WeakSecret) as info:
+        derive_node_key(b"x" * 31, "consumer-1")
+    assert info.value.minimum == 32
+
+
+def test_insecure_derivation_matches_the_go_formula() -> None:
+    key = insecure_node_key_from_moniker("alice", "consumer-0-1751686503-0")
+    expected_seed = hashlib.sha256(b"ics-consumer-alice-consumer-0-1751686503-0").digest()
+    assert key.seed == expected_seed
+    assert insecure_node_id_from_moniker("alice", "consumer-0-1751686503-0") == key.node_id
+
+
+@settings(max_examples=50)
+@given(st.binary(min_size=32, max_size=32))
+def test_node_id_is_sha256_prefix_of_public_key(seed: bytes) -> None:
+    key = NodeKey(seed)
+    assert key.node_id == hashlib.sha256(key.public_key).hexdigest()[:40]
+    assert decode_node_key(encode_node_key(key)) == key
+
+
+@pytest.mark.parametrize("bad", [b"", b"x" * 31, b"x" * 33])
+def test_seeds_must_be_32_bytes(bad: bytes) -> None:
+    with pytest.raises(InvalidNodeKey):
+        NodeKey(bad)
