@@ -17,6 +17,7 @@ COMMANDS: tuple[str, ...] = (
     "discovery.commands.ports",
     "discovery.commands.endpoint",
     "discovery.commands.nodekey",
+    "discovery.commands.metallb",
 )
 
 

@@ -9,6 +9,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.kube import ControlPlane
+from tests.support.procs import wait_for
 
 pytestmark = pytest.mark.kube
 
@@ -46,8 +47,16 @@ def test_serviceaccount_is_denied_until_a_role_allows_it(
             ],
         ),
     )
-    listed = as_sa.list_namespaced_config_map(namespace)
-    assert any(cm.metadata.name == "kube-root-ca.crt" for cm in listed.items)
+    # The authorizer sees new bindings through an informer, and the controller
+    # manager publishes kube-root-ca.crt into new namespaces: both a moment later.
+    wait_for(
+        "the new RoleBinding to allow listing ConfigMaps",
+        lambda: any(
+            cm.metadata.name == "kube-root-ca.crt"
+            for cm in as_sa.list_namespaced_config_map(namespace).items
+        ),
+        timeout=30,
+    )
     # Only what was granted: reading Secrets stays forbidden.
     with pytest.raises(ApiException) as err2:
         as_sa.list_namespaced_secret(namespace)
@@ -60,5 +69,6 @@ def test_impersonated_user_without_bindings_is_denied(control_plane: ControlPlan
         core.list_namespace()
     assert err.value.status == 403
     assert (
-        'User "mallory" cannot list resource "namespaces"' in json.loads(err.value.body)["message"]
+        'User "mallory" cannot list resource "namespaces"'
+        in json.loads(str(err.value.body))["message"]
     )
