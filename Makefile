@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: help install tools tools-path proto lint test test-unit ci clean
+.PHONY: proto-check
+.PHONY: image kind-up kind-down status
 
 help:
 	@echo "make test        install what is needed and run the whole test suite"
@@ -14,6 +16,10 @@ help:
 	@echo "make tools-path  print the directory holding those binaries"
 	@echo "make lint        ruff + mypy strict"
 	@echo "make ci          install + tools + lint + test"
+	@echo "make image       build the service image (needs Docker; IMAGE=name:tag)"
+	@echo "make kind-up     three Kind clusters (alice, bob, charlie) with the testnet (needs Docker)"
+	@echo "make kind-down   remove the Kind testnet"
+	@echo "make status      per cluster: LoadBalancer address, exposed ports, peers per chain"
 
 install: $(STAMP)
 
@@ -29,6 +35,22 @@ tools:
 tools-path:
 	@scripts/tools.sh --path
 
+# Chain protobuf modules: proto/{cosmos,interchain_security} -> chainmonitor/_proto
+# (committed; tests/unit/test_generated_protos_are_current.py runs proto-check).
+CHAIN_PROTO := --out chainmonitor/_proto --package chainmonitor._proto \
+	--pool chainmonitor._proto._pool:POOL proto/cosmos proto/interchain_security
+# The service's own API: proto/ics -> discovery/_proto.
+API_PROTO := --out discovery/_proto --package discovery._proto \
+	--pool discovery._proto._pool:POOL proto/ics
+
+proto: install
+	$(BIN)/python scripts/gen_protos.py $(CHAIN_PROTO)
+	$(BIN)/python scripts/gen_protos.py $(API_PROTO)
+
+proto-check: install
+	$(BIN)/python scripts/gen_protos.py --check $(CHAIN_PROTO)
+	$(BIN)/python scripts/gen_protos.py --check $(API_PROTO)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -40,6 +62,22 @@ test-unit: install
 	$(BIN)/pytest tests/unit
 
 ci: install tools lint test
+
+# Kind testnet (scripts/clusters/): needs Docker, kind, kubectl and Helm on PATH.
+IMAGE ?= ics-discovery:dev
+
+image:
+	scripts/clusters/image.sh $(IMAGE)
+
+kind-up: install
+	scripts/tools.sh ics
+	scripts/clusters/kind-up.sh
+
+kind-down:
+	scripts/clusters/kind-down.sh
+
+status: install
+	@scripts/clusters/status.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -18,6 +18,8 @@ COMMANDS: tuple[str, ...] = (
     "discovery.commands.endpoint",
     "discovery.commands.nodekey",
     "discovery.commands.metallb",
+    "discovery.commands.run",
+    "discovery.commands.status",
 )
 
 

@@ -1,0 +1,905 @@
+"""Every setting of `ics-discovery run`, validated once at start, from environment and file.
+
+A validator configures the service through its Helm values, which become
+environment variables (`ICS_DISCOVERY_<NAME>`) or one settings file (YAML,
+TOML or JSON; `--config PATH` or `ICS_DISCOVERY_CONFIG_FILE`). Environment
+wins over the file, the file over defaults. A service that starts with a bad
+setting would fail later and far from the cause, so everything is checked
+here, and each problem is reported with the setting's name and its variable.
+`settings_help()` renders the reference from the fields themselves, so
+`ics-discovery run --help` cannot drift from what is accepted.
+
+The model itself is pure; `check_files` is the one step that looks at the
+filesystem and the environment (key file mode 0600, certificate files, the key
+variable), and it never reports a secret's value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import stat
+import textwrap
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from chainmonitor.addresses import bech32_decode, parse_operator
+from chainmonitor.errors import ChainMonitorError
+from discovery.endpoints import EndpointPolicy
+from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
+from discovery.ports import PortScheme
+from discovery.types import parse_chain_id
+
+ENV_PREFIX: Final = "ICS_DISCOVERY_"
+CONFIG_FILE_ENV: Final = ENV_PREFIX + "CONFIG_FILE"
+
+# Kubernetes injects `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_...` for every
+# Service in the namespace; a Service named `ics-discovery` gives variables with
+# our prefix that are not settings. They must never stop the service.
+_SERVICE_LINK = re.compile(r"SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class NotifyMode(StrEnum):
+    """How a consumer node learns that its peers changed."""
+
+    # Put a peers-hash annotation on the pod template: Kubernetes rolls the workload.
+    RESTART = "restart"
+    # CometBFT's unsafe `dial_peers` with the full list, persistent=true.
+    DIAL = "dial"
+    NONE = "none"
+
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "text"]
+
+
+# --- reading list and map values -------------------------------------------
+
+
+def _split_list(value: Any) -> Any:
+    """A list from JSON (`["a","b"]`) or comma-separated text; other values pass through."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not a JSON list: {e.msg}") from e
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _split_map(value: Any) -> Any:
+    """A map from a JSON object or `key=value,key=value` text; other values pass through."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not a JSON object: {e.msg}") from e
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected key=value pairs separated by commas, got {item.strip()!r}")
+        out[key.strip()] = val.strip()
+    return out
+
+
+def _url(text: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in schemes:
+        raise ValueError(f"{text!r} must start with {' or '.join(s + '://' for s in schemes)}")
+    if not parts.hostname:
+        raise ValueError(f"{text!r} has no host")
+    try:
+        _ = parts.port
+    except ValueError as e:
+        raise ValueError(f"{text!r} has an invalid port") from e
+    if parts.username or parts.password:
+        # Credentials in a URL end up in logs and error messages.
+        raise ValueError("URLs must not carry credentials")
+    return text.rstrip("/")
+
+
+def parse_host_port(text: str, *, allow_empty_host: bool) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` (empty host = every interface when allowed)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"{text!r} is not host:port")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is outside 0..65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError as e:
+            raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from e
+    elif ":" in host:
+        raise ValueError(f"{text!r}: IPv6 addresses need brackets, as in [::1]:9400")
+    if not host and not allow_empty_host:
+        raise ValueError(f"{text!r} has no host")
+    return host, port
+
+
+# --- the settings ------------------------------------------------------------
+
+_GROUPS: Final = (
+    "provider chain",
+    "Kubernetes",
+    "ports",
+    "consumer nodes",
+    "loop",
+    "endpoint publication",
+    "leader election",
+    "API",
+    "operations",
+    "endpoint policy",
+)
+
+
+def _setting(group: str, description: str, default: Any = ..., **kwargs: Any) -> Any:
+    assert group in _GROUPS
+    return Field(default, description=description, json_schema_extra={"group": group}, **kwargs)
+
+
+StrList = Annotated[list[str], NoDecode]
+PortList = Annotated[list[Annotated[int, Field(ge=1, le=65535)]], NoDecode]
+StrMap = Annotated[dict[str, str], NoDecode]
+NotifyMap = Annotated[dict[str, NotifyMode], NoDecode]
+
+# File data for the source below; set only for the duration of `load_settings`.
+_FILE_DATA: ContextVar[Mapping[str, Any] | None] = ContextVar(
+    "ics_discovery_settings_file", default=None
+)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The settings file's values (already read and checked by `load_settings`)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        data = _FILE_DATA.get() or {}
+        return data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get() or {})
+
+
+class Settings(BaseSettings):
+    """Settings of one `ics-discovery run`; see `settings_help()` for the reference."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # provider chain
+    provider_rpc_urls: StrList = _setting(
+        "provider chain",
+        "CometBFT RPC of provider nodes (http:// or https://); the first that answers is "
+        "used, the others are failover.",
+        min_length=1,
+    )
+    provider_websocket_urls: StrList = _setting(
+        "provider chain",
+        "CometBFT WebSocket endpoints (ws:// or wss://); empty: each RPC URL + /websocket.",
+        default_factory=list,
+    )
+    provider_grpc_urls: StrList = _setting(
+        "provider chain",
+        "Cosmos gRPC endpoints (host:port), for registry and consumer queries; empty: "
+        "queries go through the RPC URLs.",
+        default_factory=list,
+    )
+    provider_grpc_tls: bool = _setting(
+        "provider chain", "Connect to the gRPC endpoints with TLS.", False
+    )
+    provider_rest_urls: StrList = _setting(
+        "provider chain",
+        "Cosmos REST (LCD) endpoints (http:// or https://), used when gRPC fails.",
+        default_factory=list,
+    )
+    operator_address: str = _setting(
+        "provider chain",
+        "Our validator's operator address (cosmosvaloper1...): decides which consumer "
+        "chains we opted in to and which endpoint is ours.",
+    )
+
+    # Kubernetes
+    kubeconfig: Path | None = _setting(
+        "Kubernetes",
+        "kubeconfig file; empty: the in-cluster ServiceAccount.",
+        None,
+    )
+    service_name: str = _setting(
+        "Kubernetes", "The shared LoadBalancer Service for consumer ports.", "p2p-loadbalancer"
+    )
+    service_namespace: str = _setting(
+        "Kubernetes", "Namespace of that Service and of its EndpointSlices.", "provider"
+    )
+
+    # ports
+    port_scheme: PortScheme = _setting(
+        "ports",
+        "How ports follow from the chain ID: document (P2P 30100+offset, ...) or "
+        "ics-operator (26756+10*offset, ..., as the Go implementation).",
+        PortScheme.DOCUMENT,
+    )
+    reserved_ports: PortList = _setting(
+        "ports",
+        "Ports no consumer chain may get (comma-separated or a JSON list).",
+        default_factory=list,
+    )
+
+    # consumer nodes
+    consumer_namespace: str | None = _setting(
+        "consumer nodes",
+        "Namespace of the consumer pods; empty: every namespace. Pods are found by the "
+        "label ics-discovery.io/chain-id-hash and the annotation ics-discovery.io/chain-id.",
+        None,
+    )
+    consumer_pod_labels: StrMap = _setting(
+        "consumer nodes",
+        "Extra labels consumer pods must carry (key=value,... or a JSON object).",
+        default_factory=dict,
+    )
+    consumer_rpc_port: int = _setting(
+        "consumer nodes",
+        "CometBFT RPC port inside consumer pods (for dial_peers and /status).",
+        26657,
+        ge=1,
+        le=65535,
+    )
+    notify_default: NotifyMode = _setting(
+        "consumer nodes",
+        "How a consumer node learns its peers changed: restart (peers-hash annotation on "
+        "its Deployment/StatefulSet pod template), dial (unsafe dial_peers), or none.",
+        NotifyMode.NONE,
+    )
+    notify_modes: NotifyMap = _setting(
+        "consumer nodes",
+        "Per chain ID, overrides notify_default (chain-a=restart,chain-b=dial or JSON).",
+        default_factory=dict,
+    )
+
+    # loop
+    resync_interval: float = _setting(
+        "loop",
+        "Seconds between full resyncs (re-read the chain and Kubernetes, write only differences).",
+        300.0,
+        gt=0,
+    )
+
+    # endpoint publication
+    publish_endpoint: bool = _setting(
+        "endpoint publication",
+        "Publish our LoadBalancer address on chain (edit-validator) when it differs from "
+        "what the chain shows.",
+        False,
+    )
+    publish_key_file: Path | None = _setting(
+        "endpoint publication",
+        "File holding the signing key's mnemonic (mode 0600). Set this or publish_key_env.",
+        None,
+    )
+    publish_key_env: str | None = _setting(
+        "endpoint publication",
+        "Name of an environment variable holding the signing key's mnemonic.",
+        None,
+    )
+    publish_authz_granter: str | None = _setting(
+        "endpoint publication",
+        "The operator's account address (cosmos1...) when the key is an authz grantee "
+        "(MsgExec); empty: the key is the operator's own.",
+        None,
+    )
+
+    # leader election
+    leader_election: bool = _setting(
+        "leader election",
+        "Elect a leader with a coordination.k8s.io Lease; only the leader writes.",
+        True,
+    )
+    lease_name: str = _setting("leader election", "Name of the Lease.", "ics-discovery-leader")
+    lease_namespace: str | None = _setting(
+        "leader election", "Namespace of the Lease; empty: service_namespace.", None
+    )
+    lease_duration: float = _setting(
+        "leader election",
+        "Seconds a leader holds the Lease without renewing; a new leader takes over after it.",
+        15.0,
+        gt=0,
+    )
+    renew_deadline: float = _setting(
+        "leader election",
+        "Seconds the leader keeps trying to renew before it stops writing.",
+        10.0,
+        gt=0,
+    )
+    retry_period: float = _setting(
+        "leader election", "Seconds between attempts to acquire or renew.", 2.0, gt=0
+    )
+    leader_identity: str | None = _setting(
+        "leader election",
+        "This replica's identity in the Lease; empty: the host name and a random suffix.",
+        None,
+    )
+
+    # API
+    grpc_listen: str = _setting(
+        "API", "gRPC API listen address (host:port, IPv6 in brackets).", "127.0.0.1:9400"
+    )
+    grpc_tls_cert_file: Path | None = _setting(
+        "API", "PEM certificate chain: turns on TLS for the gRPC API.", None
+    )
+    grpc_tls_key_file: Path | None = _setting("API", "PEM private key of that certificate.", None)
+    grpc_tls_client_ca_file: Path | None = _setting(
+        "API", "PEM CA bundle: turns on mutual TLS; clients need a certificate it signed.", None
+    )
+
+    # operations
+    metrics_listen: str = _setting(
+        "operations",
+        "Listen address for /metrics, /healthz and /readyz (host:port; empty host: every "
+        "interface).",
+        ":9401",
+    )
+    log_level: LogLevel = _setting("operations", "debug, info, warning or error.", "info")
+    log_format: LogFormat = _setting(
+        "operations", "json (one object per line) or text.", "json"
+    )
+
+    # endpoint policy
+    endpoint_deny_cidrs: StrList = _setting(
+        "endpoint policy",
+        "Networks never accepted as a validator's endpoint (CIDRs), on top of loopback, "
+        "link-local, multicast and reserved.",
+        default_factory=list,
+    )
+    endpoint_allow_cidrs: StrList = _setting(
+        "endpoint policy",
+        "When set, IP endpoints must fall in one of these networks (CIDRs).",
+        default_factory=list,
+    )
+    endpoint_allow_dns_names: bool = _setting(
+        "endpoint policy", "Accept DNS names as endpoints (CIDR lists cannot judge them).", True
+    )
+    endpoint_deny_name_suffixes: StrList = _setting(
+        "endpoint policy",
+        "DNS suffixes never accepted as endpoints.",
+        default_factory=lambda: ["local"],
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments, then the environment, then the settings file.
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    # --- field checks ------------------------------------------------------
+
+    @field_validator(
+        "provider_rpc_urls",
+        "provider_websocket_urls",
+        "provider_grpc_urls",
+        "provider_rest_urls",
+        "reserved_ports",
+        "endpoint_deny_cidrs",
+        "endpoint_allow_cidrs",
+        "endpoint_deny_name_suffixes",
+        mode="before",
+    )
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("consumer_pod_labels", "notify_modes", mode="before")
+    @classmethod
+    def _maps(cls, value: Any) -> Any:
+        return _split_map(value)
+
+    @field_validator("provider_rpc_urls", "provider_rest_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        return [_url(v, ("http", "https")) for v in value]
+
+    @field_validator("provider_websocket_urls")
+    @classmethod
+    def _ws_urls(cls, value: list[str]) -> list[str]:
+        return [_url(v, ("ws", "wss")) for v in value]
+
+    @field_validator("provider_grpc_urls")
+    @classmethod
+    def _grpc_targets(cls, value: list[str]) -> list[str]:
+        for v in value:
+            _, port = parse_host_port(v, allow_empty_host=False)
+            if port == 0:
+                raise ValueError(f"{v!r} needs a port")
+        return value
+
+    @field_validator("operator_address")
+    @classmethod
+    def _operator(cls, value: str) -> str:
+        try:
+            return parse_operator(value.strip())
+        except ChainMonitorError as e:
+            raise ValueError(f"not an operator address (<prefix>valoper1...): {e}") from e
+
+    @field_validator("publish_authz_granter")
+    @classmethod
+    def _granter(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            hrp, _ = bech32_decode(value.strip())
+        except ChainMonitorError as e:
+            raise ValueError(f"not an account address (cosmos1...): {e}") from e
+        if hrp.endswith(("valoper", "valcons")):
+            raise ValueError("expected the operator's account address (cosmos1...), not valoper")
+        return value.strip().lower()
+
+    @field_validator("lease_namespace", "consumer_namespace", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("service_namespace", "lease_namespace", "consumer_namespace", "lease_name")
+    @classmethod
+    def _dns_label(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 63 or not _DNS_LABEL.fullmatch(value)):
+            raise ValueError(
+                f"{value!r} is not a DNS label (lower-case letters, digits, '-', at most 63)"
+            )
+        return value
+
+    @field_validator("service_name")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        if len(value) > 63 or not _DNS1035_LABEL.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a Service name (lower-case letters, digits, '-', "
+                "starting with a letter, at most 63)"
+            )
+        return value
+
+    @field_validator("consumer_pod_labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, val in value.items():
+            prefix, _, name = key.rpartition("/")
+            if not _LABEL_NAME.fullmatch(name) or len(name) > 63 or len(prefix) > 253:
+                raise ValueError(f"{key!r} is not a label key")
+            if len(val) > 63 or not _LABEL_VALUE.fullmatch(val):
+                raise ValueError(f"{val!r} (label {key}) is not a label value")
+        return dict(sorted(value.items()))
+
+    @field_validator("notify_modes")
+    @classmethod
+    def _notify_chains(cls, value: dict[str, NotifyMode]) -> dict[str, NotifyMode]:
+        for chain_id in value:
+            try:
+                parse_chain_id(chain_id)
+            except InvalidChainId as e:
+                raise ValueError(str(e)) from e
+        return dict(sorted(value.items()))
+
+    @field_validator("reserved_ports")
+    @classmethod
+    def _sorted_ports(cls, value: list[int]) -> list[int]:
+        return sorted(set(value))
+
+    @field_validator("grpc_listen")
+    @classmethod
+    def _grpc_listen(cls, value: str) -> str:
+        parse_host_port(value, allow_empty_host=False)
+        return value
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str) -> str:
+        parse_host_port(value, allow_empty_host=True)
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("publish_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value and not _ENV_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not an environment variable name")
+        return value or None
+
+    @field_validator("endpoint_deny_cidrs", "endpoint_allow_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        try:
+            EndpointPolicy.from_strings(deny=value)
+        except InvalidEndpointPolicy as e:
+            raise ValueError(str(e)) from e
+        return value
+
+    @field_validator("endpoint_deny_name_suffixes")
+    @classmethod
+    def _suffixes(cls, value: list[str]) -> list[str]:
+        try:
+            EndpointPolicy.from_strings(deny_name_suffixes=value)
+        except InvalidEndpointPolicy as e:
+            raise ValueError(str(e)) from e
+        return value
+
+    # --- derived values ----------------------------------------------------
+
+    def websocket_urls(self) -> list[str]:
+        """The WebSocket endpoints: explicit ones, else each RPC URL + /websocket."""
+        if self.provider_websocket_urls:
+            return list(self.provider_websocket_urls)
+        out = []
+        for url in self.provider_rpc_urls:
+            parts = urlsplit(url)
+            scheme = "wss" if parts.scheme == "https" else "ws"
+            out.append(parts._replace(scheme=scheme, path=parts.path + "/websocket").geturl())
+        return out
+
+    def endpoint_policy(self) -> EndpointPolicy:
+        return EndpointPolicy.from_strings(
+            deny=self.endpoint_deny_cidrs,
+            allow=self.endpoint_allow_cidrs,
+            allow_dns_names=self.endpoint_allow_dns_names,
+            deny_name_suffixes=self.endpoint_deny_name_suffixes,
+        )
+
+    def notify_mode(self, chain_id: str) -> NotifyMode:
+        return self.notify_modes.get(chain_id, self.notify_default)
+
+    def effective_lease_namespace(self) -> str:
+        return self.lease_namespace or self.service_namespace
+
+    def public_view(self) -> dict[str, Any]:
+        """Every setting as JSON data (no setting holds a secret value: only paths and names)."""
+        return json.loads(self.model_dump_json())  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """One bad setting: its field name and what is wrong (never its secret value)."""
+
+    setting: str
+    message: str
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.setting.upper()
+
+    def __str__(self) -> str:
+        return f"setting {self.setting} ({self.env_var}): {self.message}"
+
+
+class SettingsInvalid(DiscoveryError):
+    """Settings cannot work; each problem names its setting (permanent until fixed)."""
+
+    def __init__(self, problems: Sequence[SettingProblem], source: str = "") -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        where = f" (settings file {source})" if source else ""
+        lines = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"invalid settings{where}: {lines}")
+
+
+def consistency_problems(s: Settings) -> list[SettingProblem]:
+    """Problems between settings (pure: no file is opened)."""
+    out: list[SettingProblem] = []
+    if s.publish_endpoint:
+        if s.publish_key_file is None and not s.publish_key_env:
+            out.append(
+                SettingProblem(
+                    "publish_key_file",
+                    "publish_endpoint is on: set publish_key_file or publish_key_env",
+                )
+            )
+        if s.publish_key_file is not None and s.publish_key_env:
+            out.append(
+                SettingProblem("publish_key_env", "set only one of publish_key_file and this")
+            )
+    if (s.grpc_tls_cert_file is None) != (s.grpc_tls_key_file is None):
+        missing = "grpc_tls_key_file" if s.grpc_tls_key_file is None else "grpc_tls_cert_file"
+        out.append(
+            SettingProblem(missing, "TLS needs both grpc_tls_cert_file and grpc_tls_key_file")
+        )
+    if s.grpc_tls_client_ca_file is not None and s.grpc_tls_cert_file is None:
+        out.append(
+            SettingProblem(
+                "grpc_tls_client_ca_file",
+                "mutual TLS needs the server's own grpc_tls_cert_file and grpc_tls_key_file",
+            )
+        )
+    if s.leader_election:
+        if s.renew_deadline >= s.lease_duration:
+            out.append(
+                SettingProblem(
+                    "renew_deadline",
+                    f"must be shorter than lease_duration ({s.lease_duration:g} s), or two "
+                    "replicas could both believe they lead",
+                )
+            )
+        # client-go's rule: renewing needs room for at least one jittered retry.
+        if s.retry_period * 1.2 >= s.renew_deadline:
+            out.append(
+                SettingProblem(
+                    "retry_period",
+                    f"must be under renew_deadline / 1.2 ({s.renew_deadline / 1.2:g} s)",
+                )
+            )
+    return out
+
+
+def check_files(s: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Check what the settings point to: files readable, key file 0600, key variable set.
+
+    Raises `SettingsInvalid` naming each bad setting. Never reads a secret's
+    content beyond checking that it is there.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[SettingProblem] = []
+
+    def readable_file(setting: str, path: Path | None) -> os.stat_result | None:
+        if path is None:
+            return None
+        try:
+            st = path.stat()
+        except OSError as e:
+            problems.append(SettingProblem(setting, f"{path}: {e.strerror or e}"))
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(SettingProblem(setting, f"{path} is not a regular file"))
+            return None
+        if not os.access(path, os.R_OK):
+            problems.append(SettingProblem(setting, f"{path} is not readable"))
+            return None
+        return st
+
+    readable_file("kubeconfig", s.kubeconfig)
+    readable_file("grpc_tls_cert_file", s.grpc_tls_cert_file)
+    key_stat = readable_file("grpc_tls_key_file", s.grpc_tls_key_file)
+    if key_stat is not None and key_stat.st_mode & 0o077:
+        problems.append(
+            SettingProblem(
+                "grpc_tls_key_file",
+                f"{s.grpc_tls_key_file} is accessible by group or others "
+                f"(mode {stat.S_IMODE(key_stat.st_mode):04o}); chmod 600 it",
+            )
+        )
+    readable_file("grpc_tls_client_ca_file", s.grpc_tls_client_ca_file)
+    if s.publish_endpoint:
+        st = readable_file("publish_key_file", s.publish_key_file)
+        if st is not None and st.st_mode & 0o077:
+            problems.append(
+                SettingProblem(
+                    "publish_key_file",
+                    f"{s.publish_key_file} is accessible by group or others "
+                    f"(mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it",
+                )
+            )
+        if s.publish_key_env and not env.get(s.publish_key_env, "").strip():
+            problems.append(
+                SettingProblem(
+                    "publish_key_env", f"environment variable {s.publish_key_env} is not set"
+                )
+            )
+    if problems:
+        raise SettingsInvalid(problems)
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings in a YAML (.yaml, .yml), TOML (.toml) or JSON (.json) file."""
+    suffix = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        problem = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise SettingsInvalid([SettingProblem("config_file", f"{path}: {problem}")]) from e
+    try:
+        if suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise SettingsInvalid(
+                [SettingProblem("config_file", f"{path}: use a .yaml, .yml, .toml or .json file")]
+            )
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SettingsInvalid(
+            [SettingProblem("config_file", f"{path} is not valid {suffix[1:]}: {first}")]
+        ) from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsInvalid(
+            [SettingProblem("config_file", f"{path}: expected a mapping of setting names")]
+        )
+    fields = Settings.model_fields
+    unknown = sorted(str(k) for k in data if str(k) not in fields)
+    if unknown:
+        raise SettingsInvalid(
+            [SettingProblem(k, f"unknown setting in {path}") for k in unknown], source=str(path)
+        )
+    return {str(k): v for k, v in data.items()}
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Variables with our prefix that are no setting (likely typos), for a warning at start."""
+    env = os.environ if environ is None else environ
+    out = []
+    for name in env:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper == CONFIG_FILE_ENV:
+            continue
+        rest = upper[len(ENV_PREFIX) :]
+        if rest.lower() in Settings.model_fields or _SERVICE_LINK.fullmatch(rest):
+            continue
+        out.append(name)
+    return sorted(out)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `overrides`, the environment, then the settings file, then defaults.
+
+    `config_file` defaults to `$ICS_DISCOVERY_CONFIG_FILE`. Raises
+    `SettingsInvalid` naming every bad setting.
+    """
+    if config_file is None and os.environ.get(CONFIG_FILE_ENV, "").strip():
+        config_file = Path(os.environ[CONFIG_FILE_ENV].strip())
+    data = read_settings_file(config_file) if config_file is not None else {}
+    source = str(config_file) if config_file is not None else ""
+    token = _FILE_DATA.set(data)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as e:
+        raise SettingsInvalid(_problems(e), source=source) from e
+    except SettingsError as e:
+        raise SettingsInvalid([SettingProblem(_field_in(str(e)), str(e))], source=source) from e
+    finally:
+        _FILE_DATA.reset(token)
+    problems = consistency_problems(settings)
+    if problems:
+        raise SettingsInvalid(problems, source=source)
+    return settings
+
+
+def _field_in(message: str) -> str:
+    m = re.search(r'field "(\w+)"', message)
+    return m.group(1) if m else "settings"
+
+
+def _problems(e: ValidationError) -> list[SettingProblem]:
+    out: list[SettingProblem] = []
+    for err in e.errors(include_input=False, include_url=False):
+        msg = str(err.get("msg", "invalid"))
+        loc = [str(x) for x in err.get("loc", ())]
+        setting = loc[0] if loc else "settings"
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err.get("type") == "missing":
+            msg = "required, not set"
+        elif len(loc) > 1:
+            msg = f"item {'.'.join(loc[1:])}: {msg}"
+        out.append(SettingProblem(setting, msg))
+    return out
+
+
+# --- help --------------------------------------------------------------------
+
+
+def _type_text(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        return _type_text(args[0])
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        return _type_text(inner[0]) if len(inner) == 1 else "value"
+    if origin is Literal:
+        return "|".join(str(a) for a in args)
+    if origin is list:
+        return f"list of {_type_text(args[0])}"
+    if origin is dict:
+        return f"map to {_type_text(args[1])}"
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "|".join(str(m.value) for m in annotation)
+    names = {bool: "true|false", int: "integer", float: "number", str: "text", Path: "path"}
+    return names.get(annotation, getattr(annotation, "__name__", "value"))
+
+
+def _default_text(info: FieldInfo) -> str:
+    if info.is_required():
+        return "required"
+    value = info.get_default(call_default_factory=True)
+    if value is None or value == [] or value == {}:
+        return "empty"
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def settings_help(width: int = 100) -> str:
+    """The settings reference, rendered from the model's fields."""
+    by_group: dict[str, list[tuple[str, FieldInfo]]] = {g: [] for g in _GROUPS}
+    for name, info in Settings.model_fields.items():
+        extra = info.json_schema_extra
+        group = extra.get("group") if isinstance(extra, dict) else None
+        by_group[str(group)].append((name, info))
+    lines = [
+        f"Settings: environment variables {ENV_PREFIX}<NAME>, or NAME: value in a YAML, TOML or",
+        f"JSON file given by --config or {CONFIG_FILE_ENV} (environment wins over the file).",
+        "Lists: comma-separated or a JSON list. Maps: key=value,key=value or a JSON object.",
+    ]
+    for group in _GROUPS:
+        lines += ["", f"{group}:"]
+        for name, info in by_group[group]:
+            head = (
+                f"  {ENV_PREFIX}{name.upper()}  "
+                f"({_type_text(info.annotation)}; default: {_default_text(info)})"
+            )
+            lines.append(head)
+            lines += textwrap.wrap(
+                info.description or "",
+                width=width,
+                initial_indent="      ",
+                subsequent_indent="      ",
+                break_on_hyphens=False,
+            )
+    return "\n".join(lines) + "\n"
