@@ -1,1 +1,5 @@
-"""Talks to the provider chain: event stream, validator registry, provider queries, endpoint publication."""
+"""Talks to the provider chain and nothing else.
+
+The event stream, the validator registry, the provider queries and the
+publication of our endpoint live here; callers get plain data back.
+"""

@@ -59,8 +59,9 @@ def rewrite(text: str, package: str, tops: set[str], pool: tuple[str, str], modu
     pool_module, pool_name = pool
     top_alt = "|".join(sorted(re.escape(t) for t in tops))
     # `from cosmos.staking.v1beta1 import staking_pb2 as ...` -> under our package.
-    text = re.sub(rf"^from ({top_alt})([.\w]*) import ", rf"from {package}.\1\2 import ", text,
-                  flags=re.M)
+    text = re.sub(
+        rf"^from ({top_alt})([.\w]*) import ", rf"from {package}.\1\2 import ", text, flags=re.M
+    )
     text = re.sub(rf"^import ({top_alt})\.", rf"import {package}.\1.", text, flags=re.M)
     if "_descriptor_pool.Default()" in text:
         text = text.replace(
@@ -118,8 +119,9 @@ def grpc_stub_pyi(text: str, typing_module: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generate(root: Path, inputs: list[Path], out: Path, package: str,
-             pool: tuple[str, str]) -> None:
+def generate(
+    root: Path, inputs: list[Path], out: Path, package: str, pool: tuple[str, str]
+) -> None:
     typing_module = f"{package}._grpc_typing"
     files = proto_files(root, inputs)
     tops = {f.parts[0] for f in files}
@@ -163,8 +165,7 @@ def snapshot(tree: Path, tops: set[str]) -> dict[str, str]:
     return files
 
 
-def check(root: Path, inputs: list[Path], out: Path, package: str,
-          pool: tuple[str, str]) -> int:
+def check(root: Path, inputs: list[Path], out: Path, package: str, pool: tuple[str, str]) -> int:
     tops = {f.parts[0] for f in proto_files(root, inputs)}
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "out"
@@ -176,8 +177,12 @@ def check(root: Path, inputs: list[Path], out: Path, package: str,
     for name in sorted(set(want) | set(have)):
         if want.get(name) != have.get(name):
             diff = difflib.unified_diff(
-                have.get(name, "").splitlines(), want.get(name, "").splitlines(),
-                f"committed/{name}", f"generated/{name}", lineterm="", n=1,
+                have.get(name, "").splitlines(),
+                want.get(name, "").splitlines(),
+                f"committed/{name}",
+                f"generated/{name}",
+                lineterm="",
+                n=1,
             )
             print("\n".join(list(diff)[:20]), file=sys.stderr)
     print(f"generated protobuf modules under {out} are stale: run `make proto`", file=sys.stderr)

@@ -331,6 +331,7 @@ class ProviderChain:
     startup_seconds: float = field(default=0.0, init=False)
     _binary: Path | None = field(default=None, init=False)
     _key_locks: dict[str, threading.Lock] = field(default_factory=dict, init=False)
+    _stopped_nodes: dict[int, Process] = field(default_factory=dict, init=False)
 
     # ---- lifecycle ----------------------------------------------------------
 
@@ -375,6 +376,34 @@ class ProviderChain:
             return
         with ThreadPoolExecutor(len(running)) as pool:
             list(pool.map(lambda p: p.stop(), running))
+
+    def stop_node(self, node: ProviderNode | int) -> None:
+        """Stop one node (SIGTERM, wait); its home, ports and log stay for `start_node`.
+
+        A stopped node is set aside (`process` None) so that the liveness checks of
+        the other helpers do not take it for a crash.
+        """
+        n = self.node(node)
+        if n.process is None:
+            raise TestBedError(f"{self.name}: {n.moniker} is not running")
+        n.process.stop()
+        self._stopped_nodes[n.index] = n.process
+        n.process = None
+
+    def start_node(self, node: ProviderNode | int, timeout: float = 60) -> None:
+        """Start a node stopped by `stop_node` again (same argv); wait until its RPC answers."""
+        n = self.node(node)
+        process = self._stopped_nodes.pop(n.index, None)
+        if process is None:
+            raise TestBedError(f"{self.name}: {n.moniker} was not stopped with stop_node")
+        process.start()
+        n.process = process
+        wait_for(
+            f"{self.name}: {n.moniker} RPC after restart",
+            lambda: self.height(n) >= 1,
+            timeout=timeout,
+            alive=self._alive,
+        )
 
     @property
     def pids(self) -> list[int]:

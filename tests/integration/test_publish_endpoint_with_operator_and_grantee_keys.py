@@ -1,0 +1,207 @@
+"""`ics-discovery endpoint publish` against the real chain: operator key, authz grantee, refusals.
+
+The command runs as a user would run it (a subprocess), with the key in a 0600
+file. What it sends is checked on chain: only `details` changes, the
+operator's own text stays, the second publish of the same endpoint sends no
+transaction (the signer's account sequence does not move), the edit reaches a
+running chain monitor as an event, and a grantee key is refused with a clear
+reason before anything is broadcast (this provider app has no authz module).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cosmpy.aerial.wallet import LocalWallet
+from cosmpy.crypto.keypairs import PrivateKey
+
+from discovery.endpoints import format_details
+from tests.integration.chainmonitor_support import (
+    details_of,
+    export_key_hex,
+    running_monitor,
+    snapshot_where,
+    write_key_file,
+)
+from tests.support.chain import ProviderChain, ProviderValidator, bech32_encode
+from tests.support.procs import REPO
+
+pytestmark = pytest.mark.chain
+
+
+def publish(
+    chain: ProviderChain, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    node = chain.nodes[0]
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "discovery.cli",
+            "endpoint",
+            "publish",
+            "--grpc",
+            node.grpc_address,
+            "--json",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def outcome(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
+
+
+def sequence(chain: ProviderChain, account: str) -> int:
+    doc = chain.rest_get(f"/cosmos/auth/v1beta1/accounts/{account}")["account"]
+    return int(doc.get("sequence", 0))
+
+
+def description(chain: ProviderChain, validator: ProviderValidator) -> dict[str, str]:
+    desc: dict[str, str] = chain.staking_validator(validator.operator)["description"]
+    return desc
+
+
+def host() -> str:
+    return f"192.168.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 1}"
+
+
+def test_operator_key_publishes_once_and_keeps_everything_else(
+    provider_chain3: ProviderChain, tmp_path: Path
+) -> None:
+    chain = provider_chain3
+    v = chain.validators[1]
+    own_text = f"Validator {v.moniker} run by ops {secrets.token_hex(3)}"
+    chain.edit_validator(v, details=f"{own_text}\np2p=10.0.0.1", website="https://example.org")
+    before = description(chain, v)
+    key_hex = export_key_hex(chain, v)
+    key_file = write_key_file(tmp_path, "operator.key", key_hex)
+    address = host()
+    node_id = secrets.token_hex(20)
+
+    first = publish(chain, "--host", address, "--node-id", node_id, "--key-file", str(key_file))
+    sent = outcome(first)
+    assert sent["sent"] is True
+    assert sent["mode"] == "operator"
+    assert sent["signer"] == v.account
+    assert sent["operator"] == v.operator
+    assert sent["tx_hash"]
+    assert chain.wait_for_tx(sent["tx_hash"]).height == sent["height"]
+    after = description(chain, v)
+    assert after["details"] == f"{own_text}\np2p={address} node={node_id}"
+    assert after["details"] == format_details(before["details"], address, node_id)
+    for field in ("moniker", "identity", "website", "security_contact"):
+        assert after[field] == before[field]
+    assert key_hex not in first.stdout + first.stderr
+
+    seq = sequence(chain, v.account)
+    again = outcome(
+        publish(chain, "--host", address, "--node-id", node_id, "--key-file", str(key_file))
+    )
+    assert again["sent"] is False
+    assert again["tx_hash"] is None
+    chain.wait_for_height(chain.height() + 2)
+    assert sequence(chain, v.account) == seq
+    assert description(chain, v) == after
+
+
+def test_grantee_key_on_a_provider_without_authz_is_refused_before_broadcast(
+    provider_chain3: ProviderChain, tmp_path: Path
+) -> None:
+    # interchain-security-pd (ICS v7.0.1's reference provider app) has no x/authz
+    # module, so neither a grant nor MsgExec exists on this chain. The grantee
+    # path must say so plainly and send nothing; its successful path (MsgExec
+    # built, decoded and attributed to the operator) is covered by unit tests.
+    chain = provider_chain3
+    v = chain.validators[2]
+    grantee_key = PrivateKey()
+    grantee = str(LocalWallet(grantee_key, prefix="cosmos").address())
+    # A signer needs an account on chain (fees are zero here).
+    chain.tx(0, "bank", "send", chain.validators[0].account, grantee, "1000000stake")
+    key_file = write_key_file(tmp_path, "grantee.key", grantee_key.private_key_hex)
+    before = description(chain, v)
+
+    refused = publish(
+        chain, "--host", host(), "--validator", v.operator, "--key-file", str(key_file)
+    )
+    assert refused.returncode == 1
+    assert "no authz module" in refused.stderr
+    assert "use the operator key" in refused.stderr
+    assert refused.stderr.count("\n") == 1, "one line"
+    assert grantee_key.private_key_hex not in refused.stdout + refused.stderr
+    assert sequence(chain, grantee) == 0, "nothing may be broadcast"
+    assert description(chain, v) == before
+
+
+async def test_operator_edit_through_publish_reaches_a_running_monitor(
+    provider_chain3: ProviderChain, tmp_path: Path
+) -> None:
+    chain = provider_chain3
+    v = chain.validators[2]
+    key_file = write_key_file(tmp_path, "operator.key", export_key_hex(chain, v))
+    address = host()
+    async with running_monitor(chain, node=0) as monitor:
+        resyncs = monitor.counters.resyncs_done
+        args = ("--host", address, "--key-file", str(key_file))
+        done = await asyncio.to_thread(publish, chain, *args)
+        sent = outcome(done)
+        assert sent["sent"] is True
+        snap = await snapshot_where(
+            monitor, lambda s: f"p2p={address}" in (details_of(s, v) or ""), within=30
+        )
+        assert snap.height >= sent["height"]
+        assert monitor.counters.resyncs_done == resyncs
+
+
+def test_refusals_are_clear_and_leak_no_key(provider_chain3: ProviderChain, tmp_path: Path) -> None:
+    chain = provider_chain3
+    v = chain.validators[0]
+    key_hex = export_key_hex(chain, v)
+    key_file = write_key_file(tmp_path, "operator.key", key_hex)
+
+    stranger = bech32_encode("cosmosvaloper", secrets.token_bytes(20))
+    unknown = publish(chain, "--host", host(), "--validator", stranger, "--key-file", str(key_file))
+    assert unknown.returncode == 1
+    assert f"no validator {stranger}" in unknown.stderr
+
+    os.chmod(key_file, 0o644)
+    loose = publish(chain, "--host", host(), "--key-file", str(key_file))
+    assert loose.returncode == 2
+    assert "mode 0644" in loose.stderr
+    os.chmod(key_file, 0o600)
+
+    bad_host = publish(chain, "--host", "127.0.0.1", "--key-file", str(key_file))
+    assert bad_host.returncode == 2
+
+    # The environment works as a key source; the command line offers none.
+    via_env = publish(
+        chain, "--host", host(), "--key-env", "PUBLISH_KEY", env={"PUBLISH_KEY": key_hex}
+    )
+    assert outcome(via_env)["sent"] is True
+    for done in (unknown, loose, bad_host, via_env):
+        assert key_hex not in done.stdout + done.stderr
+    usage = subprocess.run(
+        [sys.executable, "-m", "discovery.cli", "endpoint", "publish", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    ).stdout
+    assert "--key " not in usage
+    assert "--key-file" in usage

@@ -1,0 +1,127 @@
+"""Whatever arrives on the WebSocket, the parser either returns a frame or raises FrameRejected.
+
+A hostile or broken node must not be able to crash the stream with one frame:
+arbitrary bytes, arbitrary JSON, recorded frames with parts deleted or retyped,
+and frames over the size limit all end in a typed result or FrameRejected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chainmonitor.errors import FrameRejected
+from chainmonitor.frames import EventFrame, parse_frame
+
+WS = Path(__file__).resolve().parents[1] / "data" / "ws"
+RECORDED = {p.stem: json.loads(p.read_bytes()) for p in sorted(WS.glob("*.json"))}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def parse_or_reject(data: str | bytes, limit: int = 4 * 1024 * 1024) -> None:
+    with contextlib.suppress(FrameRejected):
+        parse_frame(data, limit)
+
+
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_never_escape_as_other_errors(data: bytes) -> None:
+    parse_or_reject(data)
+
+
+@given(json_values)
+def test_arbitrary_json_never_escapes_as_other_errors(value: Any) -> None:
+    parse_or_reject(json.dumps(value))
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += paths(v, (*prefix, i))
+    return out
+
+
+def replaced(value: Any, path: tuple[Any, ...], new: Any, delete: bool) -> Any:
+    if not path:
+        return new
+    copy: Any = json.loads(json.dumps(value))
+    node = copy
+    for step in path[:-1]:
+        node = node[step]
+    if delete and isinstance(node, dict):
+        del node[path[-1]]
+    else:
+        node[path[-1]] = new
+    return copy
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(RECORDED)),
+    pick=st.integers(min_value=0),
+    new=json_values,
+    delete=st.booleans(),
+)
+def test_recorded_frames_with_a_part_broken_still_parse_or_reject(
+    name: str, pick: int, new: Any, delete: bool
+) -> None:
+    original = RECORDED[name]
+    candidates = paths(original)
+    path = candidates[pick % len(candidates)]
+    parse_or_reject(json.dumps(replaced(original, path, new, delete)))
+
+
+def test_frame_over_the_limit_is_rejected_before_parsing() -> None:
+    data = (WS / "new_block.json").read_bytes()
+    with pytest.raises(FrameRejected) as e:
+        parse_frame(data, max_bytes=len(data) - 1)
+    assert e.value.reason == "oversized"
+    assert isinstance(parse_frame(data, max_bytes=len(data)), EventFrame)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("not json", "not json"),
+        ("[1, 2]", "bad shape"),
+        ('{"jsonrpc": "2.0", "result": {}}', "no id"),
+        ('{"jsonrpc": "2.0", "id": 1}', "bad shape"),
+        ('{"jsonrpc": "2.0", "id": {"a": 1}, "result": {}}', "bad id"),
+        ('{"jsonrpc": "2.0", "id": 1, "error": {"code": "x"}}', "bad shape"),
+        (
+            '{"jsonrpc":"2.0","id":1,"result":{"query":"q","data":{"type":"tendermint/event/Tx",'
+            '"value":{"TxResult":{"height":"-4","tx":"","result":{}}}}}}',
+            "bad height",
+        ),
+        (
+            '{"jsonrpc":"2.0","id":1,"result":{"query":"q","data":{"type":"tendermint/event/Tx",'
+            '"value":{"TxResult":{"height":"4","tx":"%%%","result":{}}}}}}',
+            "bad tx",
+        ),
+    ],
+)
+def test_malformed_frames_are_rejected_with_a_reason(text: str, reason: str) -> None:
+    with pytest.raises(FrameRejected) as e:
+        parse_frame(text)
+    assert e.value.reason == reason
+
+
+def test_deeply_nested_json_is_rejected_not_a_crash() -> None:
+    text = '{"jsonrpc":"2.0","id":1,"result":' + "[" * 100_000 + "]" * 100_000 + "}"
+    parse_or_reject(text)
