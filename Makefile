@@ -8,9 +8,12 @@ STAMP := $(VENV)/.installed
 .PHONY: help install tools tools-path proto lint test test-unit ci clean
 .PHONY: proto-check
 .PHONY: image kind-up kind-down status
+.PHONY: localnet localnet-down
 
 help:
 	@echo "make test        install what is needed and run the whole test suite"
+	@echo "make localnet    three local clusters + provider chain + ics-discovery, converging (no Docker)"
+	@echo "make localnet-down  stop everything make localnet started"
 	@echo "make install     virtualenv + editable install with dev tools"
 	@echo "make tools       build/install external binaries (cached outside the repo)"
 	@echo "make tools-path  print the directory holding those binaries"
@@ -62,6 +65,13 @@ test-unit: install
 	$(BIN)/pytest tests/unit
 
 ci: install tools lint test
+
+# Local testnet without Docker: state, logs and pids under ./localnet/.
+localnet: install tools
+	ICS_TOOLS_BIN="$$(scripts/tools.sh --path)" $(BIN)/python scripts/localnet.py up
+
+localnet-down:
+	$(BIN)/python scripts/localnet.py down
 
 # Kind testnet (scripts/clusters/): needs Docker, kind, kubectl and Helm on PATH.
 IMAGE ?= ics-discovery:dev

@@ -221,8 +221,8 @@ class Settings(BaseSettings):
     )
     provider_grpc_urls: StrList = _setting(
         "provider chain",
-        "Cosmos gRPC endpoints (host:port), for registry and consumer queries; empty: "
-        "queries go through the RPC URLs.",
+        "Cosmos gRPC endpoints (host:port), for registry and consumer queries and for "
+        "publishing our endpoint; at least one of these or provider_rest_urls is needed.",
         default_factory=list,
     )
     provider_grpc_tls: bool = _setting(
@@ -379,9 +379,7 @@ class Settings(BaseSettings):
         ":9401",
     )
     log_level: LogLevel = _setting("operations", "debug, info, warning or error.", "info")
-    log_format: LogFormat = _setting(
-        "operations", "json (one object per line) or text.", "json"
-    )
+    log_format: LogFormat = _setting("operations", "json (one object per line) or text.", "json")
 
     # endpoint policy
     endpoint_deny_cidrs: StrList = _setting(
@@ -631,6 +629,19 @@ class SettingsInvalid(DiscoveryError):
 def consistency_problems(s: Settings) -> list[SettingProblem]:
     """Problems between settings (pure: no file is opened)."""
     out: list[SettingProblem] = []
+    if not s.provider_grpc_urls and not s.provider_rest_urls:
+        out.append(
+            SettingProblem(
+                "provider_grpc_urls",
+                "the registry and consumer queries need a gRPC endpoint (or provider_rest_urls)",
+            )
+        )
+    elif s.publish_endpoint and not s.provider_grpc_urls:
+        out.append(
+            SettingProblem(
+                "provider_grpc_urls", "publish_endpoint needs a gRPC endpoint to sign through"
+            )
+        )
     if s.publish_endpoint:
         if s.publish_key_file is None and not s.publish_key_env:
             out.append(

@@ -334,8 +334,12 @@ class LoadBalancerController:
         debounce_seconds: float = 0.05,
         retry_seconds: float = 1.0,
         sync_timeout_seconds: float = 10.0,
+        on_pods_changed: Callable[[set[ChainKey]], None] | None = None,
     ) -> None:
         self.reconciler = LoadBalancerReconciler(api, settings, pod_source=self._cached_pods)
+        # Called on the event loop with the keys whose pods changed (after the
+        # slices are queued for refresh), for callers that derive more from pods.
+        self.on_pods_changed = on_pods_changed
         self.debounce_seconds = debounce_seconds
         self.retry_seconds = retry_seconds
         self.sync_timeout_seconds = sync_timeout_seconds
@@ -363,6 +367,8 @@ class LoadBalancerController:
         if keys and loop is not None and queue is not None:
             with contextlib.suppress(RuntimeError):  # loop closed during shutdown
                 loop.call_soon_threadsafe(queue.put_nowait, keys)
+                if self.on_pods_changed is not None:
+                    loop.call_soon_threadsafe(self.on_pods_changed, set(keys))
 
     async def _watch_scope(self, scope: PodScope | None) -> None:
         self._ensure_loop()

@@ -31,7 +31,10 @@ from tests.support.kube import ControlPlane, start_control_plane
 from tests.support.procs import wait_for
 
 # Fixture modules of other components (provider chain, ...) register here.
-pytest_plugins: list[str] = ["tests.support.chain_fixtures"]
+pytest_plugins: list[str] = [
+    "tests.support.chain_fixtures",
+    "tests.support.service_fixtures",
+]
 
 
 class HasLogs(Protocol):

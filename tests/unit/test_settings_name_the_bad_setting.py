@@ -35,6 +35,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.upper().startswith(ENV_PREFIX):
             monkeypatch.delenv(name)
     monkeypatch.setenv(ENV_PREFIX + "PROVIDER_RPC_URLS", "http://127.0.0.1:26657")
+    monkeypatch.setenv(ENV_PREFIX + "PROVIDER_GRPC_URLS", "127.0.0.1:9090")
     monkeypatch.setenv(ENV_PREFIX + "OPERATOR_ADDRESS", OPERATOR)
 
 
@@ -176,6 +177,26 @@ def test_settings_that_contradict_each_other(monkeypatch: pytest.MonkeyPatch) ->
         load_settings()
     found = problems_of(exc)
     assert set(found) == {"publish_key_file", "grpc_tls_key_file", "renew_deadline"}
+
+
+def test_queries_need_grpc_or_rest_and_publishing_needs_grpc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV_PREFIX + "PROVIDER_GRPC_URLS", "")
+    with pytest.raises(SettingsInvalid) as exc:
+        load_settings()
+    assert "need a gRPC endpoint" in problems_of(exc)["provider_grpc_urls"]
+
+    monkeypatch.setenv(ENV_PREFIX + "PROVIDER_REST_URLS", "http://127.0.0.1:1317")
+    assert load_settings().provider_rest_urls == ["http://127.0.0.1:1317"]
+
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_ENDPOINT", "true")
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_KEY_ENV", "VALIDATOR_MNEMONIC")
+    with pytest.raises(SettingsInvalid) as exc:
+        load_settings()
+    assert problems_of(exc) == {
+        "provider_grpc_urls": "publish_endpoint needs a gRPC endpoint to sign through"
+    }
 
 
 def test_key_file_must_be_private_and_key_variable_set(

@@ -1,0 +1,185 @@
+"""Telling a running consumer node its peers changed, without a restart: CometBFT's `dial_peers`.
+
+In `dial` mode the service calls the consumer node's unsafe RPC method
+`dial_peers` with the full list and `persistent=true`. That call REPLACES the
+node's in-memory persistent-peer list and cannot remove a connected peer, so it
+is only worth making to a node that is up and in sync: the node's `/status`
+must answer, serve the chain we mean (a pod IP reused by another chain's node
+must not get our peers), and not be catching up. An empty list is never sent
+(CometBFT refuses it, and "no peers" must not wipe the node's own list). The
+decisions are pure; the requests are plain HTTP JSON-RPC to the pod's RPC port
+in a worker thread, with no proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from discovery.errors import DiscoveryError, quote_untrusted
+from discovery.peers import check_peer_entry
+
+DEFAULT_TIMEOUT: Final = 5.0
+_BODY_LIMIT: Final = 1_000_000
+
+
+class NotifyError(DiscoveryError):
+    """A consumer node could not be told; `transient` says whether trying again can help."""
+
+    def __init__(self, target: str, problem: str, *, transient: bool) -> None:
+        self.target = target
+        self.problem = problem
+        self.transient = transient  # type: ignore[misc]
+        super().__init__(f"consumer node {target}: {problem}")
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What `/status` says about a CometBFT node."""
+
+    node_id: str
+    network: str
+    height: int
+    catching_up: bool
+
+
+def parse_status(doc: Any, target: str = "node") -> NodeStatus:
+    """Read a `/status` JSON-RPC answer. Pure; `NotifyError` (permanent) when malformed."""
+    try:
+        result = doc["result"]
+        info, sync = result["node_info"], result["sync_info"]
+        catching_up = sync["catching_up"]
+        if not isinstance(catching_up, bool):
+            raise TypeError("catching_up is not a boolean")
+        return NodeStatus(
+            node_id=str(info["id"]),
+            network=str(info["network"]),
+            height=int(sync["latest_block_height"]),
+            catching_up=catching_up,
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise NotifyError(target, f"/status answer is malformed ({e})", transient=False) from e
+
+
+def dial_refusal(status: NodeStatus, chain_id: str, entries: Sequence[str]) -> str | None:
+    """Why not to dial this node now (None: dial). Pure."""
+    if not entries:
+        return "no peers to dial (dial_peers refuses an empty list and cannot remove peers)"
+    if status.network != chain_id:
+        return (
+            f"the node serves chain {quote_untrusted(status.network)}, "
+            f"not {quote_untrusted(chain_id)}"
+        )
+    if status.catching_up:
+        return "the node is catching up"
+    return None
+
+
+def dial_request(entries: Sequence[str], request_id: int = 1) -> bytes:
+    """The JSON-RPC body for `dial_peers` (persistent, not unconditional, not private).
+
+    Every entry is checked as CometBFT would check it before it leaves here.
+    """
+    for entry in entries:
+        check_peer_entry(entry)
+    doc = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "dial_peers",
+        "params": {
+            "peers": list(entries),
+            "persistent": True,
+            "unconditional": False,
+            "private": False,
+        },
+    }
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("ascii")
+
+
+def rpc_base(ip: str, port: int) -> str:
+    """`http://ip:port` for a pod IP (IPv6 in brackets)."""
+    address = ipaddress.ip_address(ip)
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"http://{host}:{port}"
+
+
+class DialOutcome(StrEnum):
+    DIALED = "dialed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class DialResult:
+    outcome: DialOutcome
+    detail: str = ""
+
+
+class PeerDialer:
+    """Dials consumer nodes' RPC (blocking HTTP in worker threads)."""
+
+    def __init__(self, rpc_port: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.rpc_port = rpc_port
+        self.timeout = timeout
+        # No proxies: pod IPs are reached directly.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    async def dial(self, ip: str, chain_id: str, entries: Sequence[str]) -> DialResult:
+        """Ask the node at `ip` for `/status`, then dial `entries` when it is safe to."""
+        return await asyncio.to_thread(self._dial, ip, chain_id, tuple(entries))
+
+    def _dial(self, ip: str, chain_id: str, entries: tuple[str, ...]) -> DialResult:
+        base = rpc_base(ip, self.rpc_port)
+        status = parse_status(self._call(base, "GET", "/status", None), base)
+        refusal = dial_refusal(status, chain_id, entries)
+        if refusal is not None:
+            return DialResult(DialOutcome.SKIPPED, refusal)
+        answer = self._call(base, "POST", "/", dial_request(entries))
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if error:
+            raise NotifyError(
+                base, f"dial_peers refused: {_rpc_error_text(error)}", transient=False
+            )
+        return DialResult(DialOutcome.DIALED, f"{len(entries)} peers")
+
+    def _call(self, base: str, method: str, path: str, body: bytes | None) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(base + path, data=body, method=method, headers=headers)  # noqa: S310 - http only, built by rpc_base
+        try:
+            with self._opener.open(request, timeout=self.timeout) as resp:
+                data = resp.read(_BODY_LIMIT)
+        except urllib.error.HTTPError as e:
+            # CometBFT answers JSON-RPC errors with HTTP 500 and a JSON body.
+            data = e.read(_BODY_LIMIT)
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                raise NotifyError(base, f"{path}: HTTP {e.code}", transient=e.code >= 500) from e
+            if isinstance(doc, dict) and doc.get("error"):
+                return doc
+            raise NotifyError(base, f"{path}: HTTP {e.code}", transient=e.code >= 500) from e
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise NotifyError(base, f"{path}: not reachable ({reason})", transient=True) from e
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise NotifyError(base, f"{path}: the answer is not JSON", transient=False) from e
+
+
+def _rpc_error_text(error: Any) -> str:
+    if not isinstance(error, dict):
+        return quote_untrusted(str(error))
+    message = str(error.get("message", ""))
+    data = str(error.get("data", ""))
+    if error.get("code") == -32601:
+        return "method not found: enable [rpc] unsafe = true on the consumer node for dial mode"
+    return quote_untrusted(f"{message}: {data}" if data else message, 200)

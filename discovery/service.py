@@ -1,0 +1,839 @@
+"""The discovery service: the level-triggered loop that keeps one validator's cluster current.
+
+This is the composition root. It wires the chain monitor (provider snapshots),
+lbmanager (LoadBalancer ports and EndpointSlices, consumer pod watch), peer
+publication (ConfigMaps, restart or dial notification), leader election, the
+gRPC API and the metrics server. Anything that may have changed the world (a
+new chain snapshot, a consumer pod change, the resync timer, gaining
+leadership) only wakes the loop; the loop then recomputes the whole desired
+state from the latest snapshot (`discovery.desired`, pure) and applies the
+differences, so a missed wake-up costs latency, never correctness, and a
+resync of an unchanged world writes nothing. Only the Lease holder writes; a
+follower computes the same state and serves it read-only. Every blocking call
+(Kubernetes, HTTP to consumer nodes, signing) runs in a worker thread. Logs
+are one line per event that matters: a chain exposed or withdrawn, peers
+changed, an object written, a failure, leadership; never one per wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from kubernetes import client
+
+from chainmonitor.errors import ChainMonitorError
+from chainmonitor.monitor import ChainMonitor, MonitorSettings
+from chainmonitor.queries import ChainQueries, FallbackQueries, GrpcQueries, RestQueries
+from chainmonitor.stream import EventStream, StreamSettings
+from chainmonitor.types import ChainSnapshot
+from discovery.api import ApiServer, TlsFiles
+from discovery.desired import DesiredChain, DesiredCluster, ExposurePolicy, desired_cluster
+from discovery.errors import DiscoveryError
+from discovery.logs import configure_logging
+from discovery.metrics import Check, MetricsServer, ServiceMetrics
+from discovery.notify import DialOutcome, NotifyError, PeerDialer
+from discovery.own_endpoint import IngressWatch, endpoint_update
+from discovery.publish import (
+    Outcome,
+    PeersConfigMap,
+    PeersConfigMapControl,
+    PublishError,
+    RestartNotifier,
+)
+from discovery.settings import NotifyMode, Settings
+from discovery.state import ChainView, DiscoveryState, StateStore
+from lbmanager import LbManagerError, LbSettings, LoadBalancerController, ReconcileReport
+from lbmanager.kube import KubeRest, api_client_from_kubeconfig
+from lbmanager.leader import LeaderElector, LeaseConfig
+from lbmanager.pods import PodIndex, PodInfo
+
+log = logging.getLogger("discovery.service")
+
+# Gauges copied from the chain monitor's counters this often (they change on their own).
+_COUNTER_SYNC_SECONDS: Final = 2.0
+_RETRY_INITIAL: Final = 0.5
+_RETRY_MAX: Final = 30.0
+
+
+class ServiceError(DiscoveryError):
+    """The service cannot start with these settings (permanent)."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"setting {setting}: {problem}")
+
+
+class PartEnded(DiscoveryError):
+    """A part of the service that runs until cancelled returned on its own (a bug; permanent)."""
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+        super().__init__(f"service part {part} ended unexpectedly")
+
+
+def chain_queries(settings: Settings) -> ChainQueries:
+    """Provider queries: every gRPC endpoint, then every REST one, in failover order."""
+    sources: list[ChainQueries] = []
+    for url in settings.provider_grpc_urls:
+        sources.append(GrpcQueries(f"grpcs://{url}" if settings.provider_grpc_tls else url))
+    for url in settings.provider_rest_urls:
+        sources.append(RestQueries(url))
+    if not sources:
+        raise ServiceError(
+            "provider_grpc_urls",
+            "the registry and consumer queries need a gRPC (or provider_rest_urls) endpoint",
+        )
+    return sources[0] if len(sources) == 1 else FallbackQueries(*sources)
+
+
+def default_identity() -> str:
+    """This replica's Lease identity: host name plus a random suffix (restarts are new holders)."""
+    return f"{socket.gethostname()}-{secrets.token_hex(4)}"
+
+
+def observed_state(
+    state: DiscoveryState,
+    outcomes: Mapping[str, str | None],
+    publish_problems: Mapping[str, str],
+) -> DiscoveryState:
+    """`state` with what applying it did: per chain ID, None (exposed) or why not. Pure.
+
+    Chains absent from `outcomes` keep the desired view (a follower, or a
+    chain lbmanager has not reported on yet).
+    """
+    chains: list[ChainView] = []
+    for view in state.chains:
+        if not view.exposed:
+            chains.append(view)
+            continue
+        problem = view.problem
+        exposed = True
+        if view.chain_id in outcomes and outcomes[view.chain_id] is not None:
+            exposed, problem = False, str(outcomes[view.chain_id])
+        extra = publish_problems.get(view.chain_id, "")
+        if extra:
+            problem = f"{problem}; {extra}" if problem else extra
+        chains.append(replace(view, exposed=exposed, problem=problem))
+    return replace(state, chains=tuple(chains))
+
+
+def _lb_outcomes(report: ReconcileReport) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for c in report.chains:
+        if c.error is not None:
+            out[c.key] = str(c.error.message)
+        elif c.status != "exposed":
+            out[c.key] = f"not exposed ({c.status})"
+        else:
+            out[c.key] = None
+    return out
+
+
+@dataclass
+class _Retry:
+    """Exponential delay for the next retry after failures; reset by a clean round."""
+
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        delay: float = min(_RETRY_MAX, _RETRY_INITIAL * 2.0 ** min(self.failures, 16))
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class ServiceStats:
+    """What the loop did, for tests, benches and `/readyz`."""
+
+    reconciles: int = 0
+    full_reconciles: int = 0
+    failures: int = 0
+    last_error: str = ""
+    # Monotonic time of the first successful reconcile.
+    ready_at: float | None = None
+    writes: Counter[str] = field(default_factory=Counter)
+    last_published_height: int = 0
+
+
+class DiscoveryService:
+    """One cluster's discovery service; `run()` until `stop()` (or SIGTERM via `main`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        api_client: client.ApiClient | None = None,
+        queries: ChainQueries | None = None,
+        identity: str | None = None,
+        monitor_settings: MonitorSettings | None = None,
+        stream_settings: StreamSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.operator = settings.operator_address
+        self.clock = clock
+        self.policy = ExposurePolicy.from_settings(settings)
+        self.endpoint_policy = settings.endpoint_policy()
+        self.api_client = api_client or api_client_from_kubeconfig(
+            str(settings.kubeconfig) if settings.kubeconfig else None
+        )
+        self.rest = KubeRest(self.api_client)
+        self.lb = LoadBalancerController(
+            self.api_client,
+            LbSettings(namespace=settings.service_namespace, service_name=settings.service_name),
+            on_pods_changed=lambda _keys: self.wake("pods"),
+        )
+        self.configmaps = PeersConfigMapControl(self.rest)
+        self.restarts = RestartNotifier(self.rest)
+        self.dialer = PeerDialer(settings.consumer_rpc_port)
+        self.queries = queries if queries is not None else chain_queries(settings)
+        urls = settings.websocket_urls()
+        self.monitor = ChainMonitor(
+            self.queries,
+            settings=monitor_settings or MonitorSettings(resync_interval=settings.resync_interval),
+            stream_factory=lambda deliver: EventStream(urls, deliver, settings=stream_settings),
+        )
+        self.elector: LeaderElector | None = None
+        if settings.leader_election:
+            self.elector = LeaderElector(
+                KubeRest(self.api_client),
+                LeaseConfig(
+                    namespace=settings.effective_lease_namespace(),
+                    name=settings.lease_name,
+                    identity=identity or settings.leader_identity or default_identity(),
+                    lease_duration=settings.lease_duration,
+                    renew_deadline=settings.renew_deadline,
+                    retry_period=settings.retry_period,
+                ),
+                on_change=lambda leading: self.wake("leadership"),
+            )
+        self.identity = self.elector.config.identity if self.elector else (identity or "")
+        self.store = StateStore()
+        self.metrics = ServiceMetrics()
+        tls = None
+        if settings.grpc_tls_cert_file is not None and settings.grpc_tls_key_file is not None:
+            tls = TlsFiles(
+                settings.grpc_tls_cert_file,
+                settings.grpc_tls_key_file,
+                settings.grpc_tls_client_ca_file,
+            )
+        self.api = ApiServer(self.store, settings.grpc_listen, tls=tls)
+        self.http = MetricsServer(
+            self.metrics, settings.metrics_listen, live=self._live, ready=self._ready
+        )
+        self.ingress_watch: IngressWatch | None = None
+        if settings.publish_endpoint:
+            if not settings.provider_grpc_urls:
+                raise ServiceError(
+                    "provider_grpc_urls", "publish_endpoint needs a gRPC endpoint to sign through"
+                )
+            self.ingress_watch = IngressWatch(
+                self.rest,
+                settings.service_namespace,
+                settings.service_name,
+                lambda ingress: self.wake("ingress"),
+            )
+        self.stats = ServiceStats()
+
+        self._wake = asyncio.Event()
+        self._reasons: set[str] = {"start"}
+        self._full_pending = True
+        self._leading = False
+        self._stopping = asyncio.Event()
+        self._retry = _Retry()
+        self._retry_handle: asyncio.TimerHandle | None = None
+        self._snapshot_seen_at: dict[int, float] = {}
+        # What the last rounds did (to write and log only differences).
+        self._applied_lb: Any = None
+        self._lb_outcomes: dict[str, str | None] = {}
+        self._applied_configmaps: dict[tuple[str, str], PeersConfigMap] = {}
+        self._publish_problems: dict[str, str] = {}
+        self._notified: dict[tuple[str, str], str] = {}
+        self._dialed: dict[str, str] = {}
+        self._last: DesiredCluster | None = None
+        self._logged_problems: frozenset[str] = frozenset()
+        self._publishing: asyncio.Task[None] | None = None
+        self._publish_retry_at = 0.0
+        self._counters_seen: dict[str, int] = {}
+
+    # --- triggers ------------------------------------------------------------
+
+    def wake(self, reason: str) -> None:
+        """Something may have changed: recompute (never blocks; safe from loop callbacks)."""
+        self._reasons.add(reason)
+        if reason in ("start", "timer", "leadership", "retry"):
+            self._full_pending = True
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask `run()` to shut down gracefully."""
+        self._stopping.set()
+
+    @property
+    def leading(self) -> bool:
+        """Whether this replica may write now."""
+        if self.elector is None:
+            return True
+        return self._leading and self.elector.is_leader
+
+    # --- health ----------------------------------------------------------------
+
+    def _live(self) -> Check:
+        # Answering at all proves the event loop runs.
+        return Check(True)
+
+    def _ready(self) -> Check:
+        if self.stats.ready_at is None:
+            return Check(False, "no state computed yet")
+        if self._stopping.is_set():
+            return Check(False, "shutting down")
+        return Check(True, f"state at height {self.store.current.height}")
+
+    # --- running ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until `stop()`; then release the Lease and stop every part, in order."""
+        await self.api.start()
+        await self.http.start()
+        log.info(
+            "discovery service started",
+            extra={
+                "operator": self.operator,
+                "identity": self.identity,
+                "grpc_port": self.api.port,
+                "metrics_port": self.http.port,
+                "leader_election": self.elector is not None,
+                "service": f"{self.settings.service_namespace}/{self.settings.service_name}",
+            },
+        )
+        tasks = [
+            asyncio.create_task(self.monitor.run(), name="chain-monitor"),
+            asyncio.create_task(self._follow_chain(), name="follow-chain"),
+            asyncio.create_task(self._timer(), name="resync-timer"),
+            asyncio.create_task(self._loop(), name="reconcile-loop"),
+            asyncio.create_task(self._sync_counters(), name="counters"),
+            asyncio.create_task(self._campaign(), name="leadership"),
+        ]
+        if self.ingress_watch is not None:
+            self.ingress_watch.start()
+        stopping = asyncio.create_task(self._stopping.wait(), name="stop")
+        failure: BaseException | None = None
+        try:
+            done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is stopping or task.cancelled():
+                    continue
+                # Every part runs until cancelled: one that ends, even quietly, is a fault.
+                failure = task.exception() or PartEnded(task.get_name())
+                log.error(
+                    "service part failed; shutting down",
+                    extra={"part": task.get_name(), "error": str(failure)},
+                )
+        finally:
+            await self._shutdown([stopping, *tasks])
+        if failure is not None:
+            raise failure
+
+    async def _shutdown(self, tasks: Sequence[asyncio.Task[Any]]) -> None:
+        self._stopping.set()
+        await self.api.set_serving(False)
+        # The leadership task goes first: cancelling it releases the Lease, so a
+        # standby replica takes over at once instead of after the lease time.
+        for task in reversed(tasks):
+            task.cancel()
+        for task in reversed(tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._publishing is not None:
+            self._publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._publishing
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+        if self.ingress_watch is not None:
+            await self.ingress_watch.stop()
+        await self.lb.close()
+        await self.api.stop()
+        await self.http.stop()
+        self.store.close()
+        with contextlib.suppress(ChainMonitorError):
+            await self.queries.close()
+        log.info("discovery service stopped", extra={"identity": self.identity})
+
+    async def _follow_chain(self) -> None:
+        async for snapshot in self.monitor.subscribe():
+            self._snapshot_seen_at.setdefault(snapshot.height, self.clock())
+            self.wake("chain")
+
+    async def _timer(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_interval)
+            self.wake("timer")
+
+    async def _campaign(self) -> None:
+        if self.elector is None:
+            await self._lead()
+            return
+        await self.elector.run(self._lead)
+
+    async def _lead(self) -> None:
+        """The leader's own work: follow pods into EndpointSlices (the loop does the rest)."""
+        self._leading = True
+        self.wake("leadership")
+        try:
+            await self.lb.run()
+        finally:
+            self._leading = False
+            self._applied_lb = None
+            self._applied_configmaps.clear()
+            self.wake("leadership")
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            snapshot = self.monitor.snapshot
+            if snapshot is None:
+                continue
+            reasons, self._reasons = self._reasons, set()
+            full, self._full_pending = self._full_pending, False
+            started = self.clock()
+            try:
+                clean = await self._reconcile(snapshot, full=full)
+            except (DiscoveryError, LbManagerError) as e:
+                clean = False
+                self._failed(e)
+            else:
+                self.stats.reconciles += 1
+                self.stats.full_reconciles += int(full)
+            finally:
+                self.metrics.reconcile_duration.observe(self.clock() - started)
+            if clean:
+                self._retry.reset()
+                if self.stats.last_error:
+                    log.info("reconcile recovered", extra={"after": self.stats.last_error})
+                    self.stats.last_error = ""
+            else:
+                self._schedule_retry()
+            log.debug("reconciled", extra={"reasons": ",".join(sorted(reasons)), "full": full})
+
+    def _failed(self, e: DiscoveryError | LbManagerError) -> None:
+        transient = bool(getattr(e, "transient", False))
+        self.stats.failures += 1
+        self.metrics.reconcile_errors.labels(kind="transient" if transient else "permanent").inc()
+        text = str(e)
+        if text != self.stats.last_error:
+            log.warning(
+                "reconcile failed; will retry",
+                extra={"error": text, "transient": transient},
+            )
+        self.stats.last_error = text
+
+    def _schedule_retry(self) -> None:
+        if self._retry_handle is not None and not self._retry_handle.cancelled():
+            return
+        delay = self._retry.next_delay()
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._retry_handle = None
+            self.wake("retry")
+
+        self._retry_handle = loop.call_later(delay, fire)
+
+    # --- one round -------------------------------------------------------------
+
+    def _pods(self, desired: DesiredCluster) -> dict[str, tuple[PodInfo, ...]]:
+        """Consumer pods per exposed chain ID, from the pod watch's cache ({} before it syncs)."""
+        watcher = self.lb.watcher
+        pods = watcher.snapshot() if watcher is not None else None
+        if pods is None:
+            return {}
+        index = PodIndex(p for p in pods if not p.terminating)
+        return {c.chain_id: index.matching(c.exposure.pods) for c in desired.chains}
+
+    def _desired(
+        self, snapshot: ChainSnapshot, pods: Mapping[str, Sequence[PodInfo]]
+    ) -> DesiredCluster:
+        namespaces = {chain: [p.namespace for p in found] for chain, found in pods.items()}
+        return desired_cluster(
+            snapshot, self.operator, self.policy, self.endpoint_policy, namespaces
+        )
+
+    async def _reconcile(self, snapshot: ChainSnapshot, *, full: bool) -> bool:
+        """One round; True when everything was applied (False: retry later)."""
+        leading = self.leading
+        pods = self._pods(self._desired(snapshot, {})) if leading else {}
+        desired = self._desired(snapshot, pods)
+        clean = True
+        if leading:
+            if full or desired.lb != self._applied_lb:
+                report = await self.lb.apply(desired.lb)
+                self._count("loadbalancer", report.writes)
+                self._applied_lb = desired.lb if report.ok else None
+                clean = report.ok
+                self._lb_outcomes = _lb_outcomes(report)
+                for err in report.cleanup_errors:
+                    log.warning("LoadBalancer cleanup failed", extra={"error": err.message})
+                # The pod watch may only now cover a new chain: decide with its pods.
+                fresh = self._pods(desired)
+                if fresh != pods:
+                    pods, desired = fresh, self._desired(snapshot, fresh)
+            clean = await self._publish(desired, full=full) and clean
+            clean = await self._notify(desired, pods) and clean
+            self._maybe_publish_own_endpoint(snapshot)
+            outcomes = self._lb_outcomes
+        else:
+            outcomes = {}
+        state = observed_state(desired.state, outcomes, self._publish_problems)
+        self._log_changes(desired)
+        self._last = desired
+        if self.store.publish(state) or self.stats.ready_at is None:
+            self.metrics.observe_state(state)
+        if self.stats.ready_at is None:
+            self.stats.ready_at = self.clock()
+            await self.api.set_serving(True)
+        self._snapshot_seen_at = {
+            h: t for h, t in self._snapshot_seen_at.items() if h > snapshot.height
+        }
+        return clean
+
+    def _count(self, resource: str, writes: int, verb: str = "write") -> None:
+        if writes:
+            self.stats.writes[resource] += writes
+            self.metrics.count_writes(resource, verb, writes)
+
+    # --- peers ConfigMaps --------------------------------------------------------
+
+    async def _publish(self, desired: DesiredCluster, *, full: bool) -> bool:
+        clean = True
+        problems: dict[str, str] = {}
+        wanted = {(cm.namespace, cm.name): cm for cm in desired.configmaps()}
+        for key, cm in sorted(wanted.items()):
+            if not full and self._applied_configmaps.get(key) == cm:
+                continue
+            before = Counter(self.configmaps.writes)
+            try:
+                outcome = await self.configmaps.apply(cm)
+            except PublishError as e:
+                clean = False
+                problems[cm.chain_id] = str(e)
+                self._applied_configmaps.pop(key, None)
+                if self._publish_problems.get(cm.chain_id) != str(e):
+                    log.warning(
+                        "peers ConfigMap not written",
+                        extra={"chain_id": cm.chain_id, "error": str(e), "transient": e.transient},
+                    )
+                continue
+            self._applied_configmaps[key] = cm
+            for verb, n in (Counter(self.configmaps.writes) - before).items():
+                self._count("configmaps", n, verb)
+            if outcome in (Outcome.CREATED, Outcome.UPDATED):
+                self._observe_latency(desired.height)
+                log.info(
+                    f"peers ConfigMap {outcome.value}",
+                    extra={
+                        "chain_id": cm.chain_id,
+                        "configmap": f"{cm.namespace}/{cm.name}",
+                        "peer_count": cm.data["peer_count"],
+                        "peers_hash": cm.peers_hash[:12],
+                        "height": desired.height,
+                    },
+                )
+        self._publish_problems = problems
+        self.stats.last_published_height = desired.height
+        if full or set(wanted) != set(self._applied_configmaps):
+            clean = await self._remove_stale(desired, wanted) and clean
+        return clean
+
+    async def _remove_stale(
+        self, desired: DesiredCluster, wanted: Mapping[tuple[str, str], PeersConfigMap]
+    ) -> bool:
+        held = desired.held_configmap_names()
+        try:
+            existing = await self.configmaps.list_managed(self.policy.consumer_namespace)
+        except PublishError as e:
+            log.warning("listing peers ConfigMaps failed", extra={"error": str(e)})
+            return False
+        clean = True
+        for cm in existing:
+            key = (cm.namespace, cm.name)
+            if key in wanted or cm.name in held:
+                continue
+            try:
+                outcome = await self.configmaps.delete(cm.namespace, cm.name)
+            except PublishError as e:
+                clean = False
+                log.warning(
+                    "stale peers ConfigMap not deleted",
+                    extra={"configmap": f"{cm.namespace}/{cm.name}", "error": str(e)},
+                )
+                continue
+            self._applied_configmaps.pop(key, None)
+            if outcome is Outcome.DELETED:
+                self._count("configmaps", 1, "delete")
+                log.info(
+                    "peers ConfigMap deleted",
+                    extra={"chain_id": cm.chain_id, "configmap": f"{cm.namespace}/{cm.name}"},
+                )
+        return clean
+
+    def _observe_latency(self, height: int) -> None:
+        seen = self._snapshot_seen_at.get(height)
+        if seen is not None:
+            self.metrics.publication_latency.observe(self.clock() - seen)
+
+    # --- telling consumer nodes ------------------------------------------------
+
+    async def _notify(self, desired: DesiredCluster, pods: Mapping[str, Sequence[PodInfo]]) -> bool:
+        clean = True
+        for chain in desired.chains:
+            if chain.notify is NotifyMode.RESTART:
+                clean = await self._restart(chain) and clean
+            elif chain.notify is NotifyMode.DIAL:
+                clean = await self._dial(chain, pods.get(chain.chain_id, ())) and clean
+        return clean
+
+    async def _restart(self, chain: DesiredChain) -> bool:
+        clean = True
+        for cm in chain.configmaps:
+            key = (cm.namespace, chain.chain_id)
+            if self._notified.get(key) == cm.peers_hash:
+                continue
+            before = sum(self.restarts.writes.values())
+            try:
+                report = await self.restarts.notify(
+                    chain.chain_id,
+                    cm.peers_hash,
+                    namespace=cm.namespace,
+                    extra_labels=self.policy.consumer_pod_labels,
+                )
+            except PublishError as e:
+                log.warning(
+                    "consumer restart not requested",
+                    extra={"chain_id": chain.chain_id, "error": str(e)},
+                )
+                clean = False
+                continue
+            self._count("workloads", sum(self.restarts.writes.values()) - before)
+            for ref in report.restarted:
+                log.info(
+                    "consumer workload restarted for new peers",
+                    extra={"chain_id": chain.chain_id, "workload": str(ref)},
+                )
+            for ref, reason in (*report.refused, *report.failed):
+                log.warning(
+                    "consumer workload not restarted",
+                    extra={"chain_id": chain.chain_id, "workload": str(ref), "reason": reason},
+                )
+            if report.failed:
+                clean = False
+            else:
+                self._notified[key] = cm.peers_hash
+        return clean
+
+    async def _dial(self, chain: DesiredChain, pods: Sequence[PodInfo]) -> bool:
+        clean = True
+        entries = chain.peers.persistent_peers().split(",") if chain.peers.peers else []
+        for pod in pods:
+            if not pod.ready or not pod.ips or self._dialed.get(pod.uid) == chain.peers_hash:
+                continue
+            try:
+                result = await self.dialer.dial(pod.ips[0], chain.chain_id, entries)
+            except (NotifyError, DiscoveryError) as e:
+                log.warning(
+                    "consumer node not dialed",
+                    extra={
+                        "chain_id": chain.chain_id,
+                        "pod": f"{pod.namespace}/{pod.name}",
+                        "error": str(e),
+                    },
+                )
+                clean = False
+                continue
+            if result.outcome is DialOutcome.DIALED:
+                self._dialed[pod.uid] = chain.peers_hash
+                log.info(
+                    "consumer node dialed its peers",
+                    extra={
+                        "chain_id": chain.chain_id,
+                        "pod": f"{pod.namespace}/{pod.name}",
+                        "peer_count": len(entries),
+                    },
+                )
+            elif entries:
+                # Catching up or not answering for this chain: try again later.
+                clean = False
+            else:
+                self._dialed[pod.uid] = chain.peers_hash
+        return clean
+
+    # --- our own endpoint ------------------------------------------------------------
+
+    def _maybe_publish_own_endpoint(self, snapshot: ChainSnapshot) -> None:
+        watch = self.ingress_watch
+        if watch is None or watch.ingress is None:
+            return
+        if self._publishing is not None and not self._publishing.done():
+            return
+        if self.clock() < self._publish_retry_at:
+            return
+        ours = snapshot.validator(self.operator)
+        if ours is None:
+            return
+        try:
+            details = endpoint_update(watch.ingress, ours.description.details, self.endpoint_policy)
+        except DiscoveryError as e:
+            log.warning("our endpoint cannot be published", extra={"error": str(e)})
+            self._publish_retry_at = self.clock() + self.settings.resync_interval
+            return
+        if details is None:
+            return
+        self._publishing = asyncio.create_task(
+            self._publish_own_endpoint(watch.ingress), name="publish-endpoint"
+        )
+
+    async def _publish_own_endpoint(self, ingress: tuple[str, ...]) -> None:
+        from chainmonitor.keys import load_signing_key
+        from chainmonitor.publish import ChainConnection, EndpointPublisher
+
+        s = self.settings
+        policy = self.endpoint_policy
+
+        def decide(current: Any) -> str | None:
+            return endpoint_update(ingress, current.details, policy)
+
+        try:
+            key = await asyncio.to_thread(
+                load_signing_key, file=s.publish_key_file, env=s.publish_key_env
+            )
+            publisher = EndpointPublisher(ChainConnection(grpc_url=s.provider_grpc_urls[0]), key)
+            outcome = await asyncio.to_thread(publisher.publish_details, self.operator, decide)
+        except (ChainMonitorError, DiscoveryError) as e:
+            delay = min(60.0, s.resync_interval)
+            self._publish_retry_at = self.clock() + delay
+            log.warning("publishing our endpoint failed", extra={"error": str(e)})
+            asyncio.get_running_loop().call_later(delay, self.wake, "ingress")
+            return
+        if outcome.sent:
+            log.info(
+                "published our endpoint on chain",
+                extra={
+                    "tx_hash": outcome.tx_hash,
+                    "height": outcome.height,
+                    "ingress": ",".join(ingress),
+                },
+            )
+
+    # --- logs and metrics --------------------------------------------------------------
+
+    def _log_changes(self, desired: DesiredCluster) -> None:
+        before = {c.chain_id: c for c in self._last.chains} if self._last else {}
+        after = {c.chain_id: c for c in desired.chains}
+        for chain_id in sorted(after.keys() - before.keys()):
+            c = after[chain_id]
+            log.info(
+                "chain exposed",
+                extra={
+                    "chain_id": chain_id,
+                    "consumer_id": c.consumer_id,
+                    "p2p_port": c.allocation.ports.p2p,
+                    "peer_count": len(c.peers.peers),
+                },
+            )
+        for chain_id in sorted(before.keys() - after.keys()):
+            log.info("chain withdrawn", extra={"chain_id": chain_id})
+        for chain_id in sorted(after.keys() & before.keys()):
+            old, new = before[chain_id], after[chain_id]
+            if old.peers != new.peers:
+                left = ",".join(
+                    sorted(
+                        {
+                            f"{x.moniker or x.operator_address}:{x.reason}"
+                            for x in new.peers.left_out
+                        }
+                    )
+                )
+                log.info(
+                    "peers changed",
+                    extra={
+                        "chain_id": chain_id,
+                        "peer_count": len(new.peers.peers),
+                        "peers_hash": new.peers_hash[:12],
+                        "left_out": left,
+                        "height": desired.height,
+                    },
+                )
+        problems = frozenset(desired.problems)
+        for p in sorted(problems - self._logged_problems):
+            log.warning("problem", extra={"problem": p})
+        self._logged_problems = problems
+
+    async def _sync_counters(self) -> None:
+        m = self.metrics
+        while True:
+            c = self.monitor.counters
+            s = c.stream
+            m.websocket_connected.set(1 if s.connected else 0)
+            m.last_event_height.set(s.last_event_height)
+            m.leader.set(1 if self.leading else 0)
+            for name, value, inc in (
+                ("reconnects", s.reconnects, m.websocket_reconnects.inc),
+                ("stream", s.resyncs, m.resyncs.labels(trigger="stream").inc),
+                (
+                    "other",
+                    c.resyncs_done - s.resyncs,
+                    m.resyncs.labels(trigger="start_or_timer").inc,
+                ),
+            ):
+                delta = value - self._counters_seen.get(name, 0)
+                if delta > 0:
+                    inc(delta)
+                    self._counters_seen[name] = value
+            await asyncio.sleep(_COUNTER_SYNC_SECONDS)
+
+
+# --- entry point --------------------------------------------------------------------
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; 0 after a graceful stop, 1 when a part failed."""
+    try:
+        service = DiscoveryService(settings)
+    except (DiscoveryError, LbManagerError, ChainMonitorError) as e:
+        log.error("cannot start", extra={"error": str(e)})
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.stop)
+    try:
+        await service.run()
+    except (DiscoveryError, LbManagerError, ChainMonitorError) as e:
+        log.error("stopped after a failure", extra={"error": str(e)})
+        return 1
+    return 0
+
+
+def main(settings: Settings) -> int:
+    """`ics-discovery run`: configure logging and serve."""
+    configure_logging(settings.log_level, settings.log_format)
+    log.info(
+        "starting",
+        extra={"pid": os.getpid(), "operator": settings.operator_address},
+    )
+    return asyncio.run(serve(settings))
