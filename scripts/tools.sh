@@ -5,6 +5,9 @@
 #
 #   scripts/tools.sh [COMPONENT...]   build (all components by default)
 #   scripts/tools.sh --path           print the directory holding the binaries
+#
+# ShellCheck is not built: it comes from Debian's packages (apt-get), installed
+# only when missing or older than SHELLCHECK_MIN, and linked into the same folder.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +18,7 @@ KUBE_VERSION=1.33.13
 ETCD_VERSION=3.5.21
 HELM_VERSION=3.17.4
 ICS_VERSION=7.0.1
+SHELLCHECK_MIN=0.8.0
 
 export GOTOOLCHAIN=local
 export GOFLAGS="-buildvcs=false -mod=readonly"
@@ -81,6 +85,40 @@ build_ics() {
     -o "$OUT/interchain-security-pd" .)
 }
 
+# version_ge A B: whether dotted version A is at least B.
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+
+shellcheck_version() {
+  "$1" --version 2>/dev/null | sed -n 's/^version: *//p'
+}
+
+install_shellcheck() {
+  local found="" have=""
+  found=$(command -v shellcheck || true)
+  if [ -n "$found" ]; then have=$(shellcheck_version "$found"); fi
+  if [ -z "$found" ] || ! version_ge "${have:-0}" "$SHELLCHECK_MIN"; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+      log "shellcheck >= $SHELLCHECK_MIN is needed (found: ${have:-none}) and apt-get is not available: install it with your package manager"
+      exit 1
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+      log "shellcheck >= $SHELLCHECK_MIN is needed (found: ${have:-none}): run 'sudo apt-get update && sudo apt-get install -y shellcheck', or run make tools as root"
+      exit 1
+    fi
+    log "installing shellcheck from Debian's packages (found: ${have:-none}, need >= $SHELLCHECK_MIN)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null
+    found=$(command -v shellcheck || true)
+    have=$(shellcheck_version "${found:-shellcheck}")
+    if [ -z "$found" ] || ! version_ge "${have:-0}" "$SHELLCHECK_MIN"; then
+      log "apt-get installed shellcheck ${have:-(none)}, older than $SHELLCHECK_MIN: install a newer one"
+      exit 1
+    fi
+  fi
+  mkdir -p "$bindir"
+  ln -sfn "$found" "$bindir/shellcheck"
+}
+
 component() {
   local e
   case $1 in
@@ -88,6 +126,7 @@ component() {
     etcd) e=$(key etcd "$ETCD_VERSION" tools/etcd); build "$e" build_etcd; link "$e" etcd ;;
     helm) e=$(key helm "$HELM_VERSION"); build "$e" build_helm; link "$e" helm ;;
     ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
+    shellcheck) install_shellcheck ;;
     *) log "unknown component: $1"; exit 2 ;;
   esac
 }
@@ -95,5 +134,5 @@ component() {
 if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
 mkdir -p "$cache"
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics)
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics shellcheck)
 for c in "${components[@]}"; do component "$c"; done

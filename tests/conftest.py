@@ -33,6 +33,7 @@ from tests.support.procs import wait_for
 # Fixture modules of other components (provider chain, ...) register here.
 pytest_plugins: list[str] = [
     "tests.support.chain_fixtures",
+    "tests.support.helm_fixtures",
     "tests.support.service_fixtures",
 ]
 
