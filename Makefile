@@ -17,7 +17,7 @@ help:
 	@echo "make install     virtualenv + editable install with dev tools"
 	@echo "make tools       build/install external binaries (cached outside the repo)"
 	@echo "make tools-path  print the directory holding those binaries"
-	@echo "make lint        ruff + mypy strict"
+	@echo "make lint        ruff (checks and formatting) + mypy strict"
 	@echo "make ci          install + tools + lint + test"
 	@echo "make image       build the service image (needs Docker; IMAGE=name:tag)"
 	@echo "make kind-up     three Kind clusters (alice, bob, charlie) with the testnet (needs Docker)"
@@ -56,6 +56,7 @@ proto-check: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: install tools

@@ -207,6 +207,7 @@ async def takeover(rest: KubeRest, namespace: str, *, crash: bool) -> float:
         await tb
     return waited
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=50)

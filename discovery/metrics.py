@@ -360,9 +360,7 @@ class MetricsServer:
         return _response(status, (verdict.detail + "\n").encode(), text, head_only)
 
 
-def sample_value(
-    text: str, name: str, labels: Mapping[str, str] | None = None
-) -> float | None:
+def sample_value(text: str, name: str, labels: Mapping[str, str] | None = None) -> float | None:
     """The value of one sample in exposition text (for tests and `status`); None if absent."""
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -105,8 +105,19 @@ def render_status(
         ]
         for c in consumers.consumers
     ]
-    header = ["CONSUMER", "CHAIN ID", "PHASE", "OPTED IN", "EXPOSED", "P2P", "RPC", "GRPC",
-              "PEERS", "LEFT OUT", "PROBLEM"]
+    header = [
+        "CONSUMER",
+        "CHAIN ID",
+        "PHASE",
+        "OPTED IN",
+        "EXPOSED",
+        "P2P",
+        "RPC",
+        "GRPC",
+        "PEERS",
+        "LEFT OUT",
+        "PROBLEM",
+    ]
     lines += table(header, rows) if rows else ["no consumer chains"]
     for chain_id in sorted(peers):
         ps = peers[chain_id]

@@ -109,4 +109,3 @@ async def test_a_configmap_we_do_not_manage_is_never_touched(
         await control.delete(namespace, name)
     assert core.read_namespaced_config_map(name, namespace).data == {"mine": "yes"}
     assert sum(control.writes.values()) == 0
-

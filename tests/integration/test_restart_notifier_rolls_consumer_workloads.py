@@ -57,9 +57,7 @@ def statefulset(name: str, chain: str) -> Any:
 def replica_sets(apps: client.AppsV1Api, namespace: str, owner: str) -> list[client.V1ReplicaSet]:
     items = apps.list_namespaced_replica_set(namespace).items
     return [
-        rs
-        for rs in items
-        if any(ref.name == owner for ref in (rs.metadata.owner_references or []))
+        rs for rs in items if any(ref.name == owner for ref in (rs.metadata.owner_references or []))
     ]
 
 

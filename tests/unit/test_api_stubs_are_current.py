@@ -8,9 +8,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 ARGS = [
-    "--out", "discovery/_proto",
-    "--package", "discovery._proto",
-    "--pool", "discovery._proto._pool:POOL",
+    "--out",
+    "discovery/_proto",
+    "--package",
+    "discovery._proto",
+    "--pool",
+    "discovery._proto._pool:POOL",
     "proto/ics",
 ]
 

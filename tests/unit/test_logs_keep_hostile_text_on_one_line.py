@@ -27,7 +27,7 @@ def test_json_lines_carry_extra_fields() -> None:
     configure_logging("info", "json", out)
     log = logging.getLogger("discovery.test")
     log.debug("hidden")
-    log.info("peers published", extra={"chain_id": "c\n{\"level\": \"error\"}", "peers": 3})
+    log.info("peers published", extra={"chain_id": 'c\n{"level": "error"}', "peers": 3})
     lines = out.getvalue().splitlines()
     assert len(lines) == 1
     doc = json.loads(lines[0])

@@ -10,22 +10,39 @@ from tests.support.discovery_states import MALLORY, build_state
 def test_table_lists_chains_ports_peers_and_left_out() -> None:
     state = build_state(chains={"1": "consumer-a", "2": "consumer-b"})
     peers = {c.chain_id: watch_message(state, c.chain_id).peers for c in state.chains}
-    text = render_status(
-        list_consumers_response(state), peers, list_validators_response(state)
-    )
+    text = render_status(list_consumers_response(state), peers, list_validators_response(state))
     lines = text.splitlines()
     assert lines[0].startswith("provider height 100")
     header = next(line for line in lines if line.startswith("CONSUMER"))
     assert header.split() == [
-        "CONSUMER", "CHAIN", "ID", "PHASE", "OPTED", "IN", "EXPOSED", "P2P", "RPC", "GRPC",
-        "PEERS", "LEFT", "OUT", "PROBLEM",
+        "CONSUMER",
+        "CHAIN",
+        "ID",
+        "PHASE",
+        "OPTED",
+        "IN",
+        "EXPOSED",
+        "P2P",
+        "RPC",
+        "GRPC",
+        "PEERS",
+        "LEFT",
+        "OUT",
+        "PROBLEM",
     ]
     row = next(line for line in lines if line.startswith("1 "))
     ports = state.chains[0].ports
     assert ports is not None
     assert row.split()[:9] == [
-        "1", "consumer-a", "LAUNCHED", "yes", "yes",
-        str(ports.ports["p2p"]), str(ports.ports["rpc"]), str(ports.ports["grpc"]), "2",
+        "1",
+        "consumer-a",
+        "LAUNCHED",
+        "yes",
+        "yes",
+        str(ports.ports["p2p"]),
+        str(ports.ports["rpc"]),
+        str(ports.ports["grpc"]),
+        "2",
     ]
     assert "peers of consumer-a (consumer 1):" in lines
     assert any(f"{'02' * 20}@[2001:db8::2]" in line for line in lines)
