@@ -4,8 +4,10 @@ The command runs as a user would run it (a subprocess), with the key in a 0600
 file. What it sends is checked on chain: only `details` changes, the
 operator's own text stays, the second publish of the same endpoint sends no
 transaction (the signer's account sequence does not move), the edit reaches a
-running chain monitor as an event, and a grantee key is refused with a clear
-reason before anything is broadcast (this provider app has no authz module).
+running chain monitor as an event. A grantee key publishes through authz
+`MsgExec` only while the operator's grant (made with the README's command)
+exists, and is refused with a clear reason, before anything is broadcast,
+without it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,8 @@ from tests.support.chain import ProviderChain, ProviderValidator, bech32_encode
 from tests.support.procs import REPO
 
 pytestmark = pytest.mark.chain
+
+EDIT = "/cosmos.staking.v1beta1.MsgEditValidator"
 
 
 def publish(
@@ -121,13 +126,11 @@ def test_operator_key_publishes_once_and_keeps_everything_else(
     assert description(chain, v) == after
 
 
-def test_grantee_key_on_a_provider_without_authz_is_refused_before_broadcast(
+async def test_grantee_publishes_only_while_the_readme_grant_exists(
     provider_chain3: ProviderChain, tmp_path: Path
 ) -> None:
-    # interchain-security-pd (ICS v7.0.1's reference provider app) has no x/authz
-    # module, so neither a grant nor MsgExec exists on this chain. The grantee
-    # path must say so plainly and send nothing; its successful path (MsgExec
-    # built, decoded and attributed to the operator) is covered by unit tests.
+    # The test chain's provider daemon carries the SDK's x/authz as the Cosmos Hub
+    # does (tools/ics/authz.go); the grant is made with the README's command.
     chain = provider_chain3
     v = chain.validators[2]
     grantee_key = PrivateKey()
@@ -135,18 +138,54 @@ def test_grantee_key_on_a_provider_without_authz_is_refused_before_broadcast(
     # A signer needs an account on chain (fees are zero here).
     chain.tx(0, "bank", "send", chain.validators[0].account, grantee, "1000000stake")
     key_file = write_key_file(tmp_path, "grantee.key", grantee_key.private_key_hex)
+    address = host()
+    args = ("--host", address, "--validator", v.operator, "--key-file", str(key_file))
     before = description(chain, v)
 
-    refused = publish(
-        chain, "--host", host(), "--validator", v.operator, "--key-file", str(key_file)
+    def refused_without_grant() -> None:
+        refused = publish(chain, *args)
+        assert refused.returncode == 1, refused.stdout
+        assert f"no authz grant for {EDIT}" in refused.stderr
+        assert refused.stderr.count("\n") == 1, "one line"
+        assert grantee_key.private_key_hex not in refused.stdout + refused.stderr
+        assert description(chain, v) == before
+
+    refused_without_grant()
+    assert sequence(chain, grantee) == 0, "refused before broadcast: nothing was signed"
+
+    expiration = str(int(time.time()) + 365 * 24 * 3600)
+    chain.tx(
+        v, "authz", "grant", grantee, "generic", f"--msg-type={EDIT}", f"--expiration={expiration}"
     )
-    assert refused.returncode == 1
-    assert "no authz module" in refused.stderr
-    assert "use the operator key" in refused.stderr
-    assert refused.stderr.count("\n") == 1, "one line"
-    assert grantee_key.private_key_hex not in refused.stdout + refused.stderr
-    assert sequence(chain, grantee) == 0, "nothing may be broadcast"
-    assert description(chain, v) == before
+    operator_sequence = sequence(chain, v.account)
+    async with running_monitor(chain, node=1) as monitor:
+        resyncs = monitor.counters.resyncs_done
+        sent = outcome(await asyncio.to_thread(publish, chain, *args))
+        assert sent["sent"] is True
+        assert sent["mode"] == "grantee"
+        assert sent["signer"] == grantee
+        assert sent["operator"] == v.operator
+        after = description(chain, v)
+        assert after["details"] == format_details(before["details"], address, None)
+        for field in ("moniker", "identity", "website", "security_contact"):
+            assert after[field] == before[field]
+        # The edit inside MsgExec reaches the monitor as an event of the operator's
+        # validator (the tx's signer is the grantee), without a resync.
+        snap = await snapshot_where(
+            monitor, lambda s: details_of(s, v) == after["details"], within=30
+        )
+        assert snap.height >= sent["height"]
+        assert monitor.counters.resyncs_done == resyncs
+    assert sequence(chain, v.account) == operator_sequence, "the operator key signed nothing"
+    grantee_sequence = sequence(chain, grantee)
+    again = outcome(publish(chain, *args))
+    assert again["sent"] is False
+    assert sequence(chain, grantee) == grantee_sequence
+
+    chain.tx(v, "authz", "revoke", grantee, EDIT)
+    before = description(chain, v)
+    args = ("--host", host(), "--validator", v.operator, "--key-file", str(key_file))
+    refused_without_grant()
 
 
 async def test_operator_edit_through_publish_reaches_a_running_monitor(

@@ -1,5 +1,6 @@
 // Command interchain-security-pd is the upstream Interchain Security provider
-// daemon, built from its Go module for the project's test chain.
+// daemon, built from its Go module for the project's test chain, with the SDK's
+// x/authz added as on the Cosmos Hub (see authz.go).
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 func main() {
 	appparams.SetAddressPrefixes("cosmos")
 	rootCmd := cmd.NewRootCmd()
+	withAuthz(rootCmd)
 	if err := svrcmd.Execute(rootCmd, "", app.DefaultNodeHome); err != nil {
 		fmt.Fprintln(rootCmd.OutOrStderr(), err)
 		os.Exit(1)
