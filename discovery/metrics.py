@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from chainmonitor.monitor import MonitorCounters
 from discovery.endpoints import EndpointRejection, RejectReason
 from discovery.errors import DiscoveryError
 from discovery.settings import parse_host_port
@@ -130,6 +131,12 @@ class ServiceMetrics:
         self.websocket_reconnects = Counter(
             f"{NAMESPACE}_websocket_reconnects", "Provider WebSocket reconnections.", registry=r
         )
+        self.websocket_frames_rejected = Counter(
+            f"{NAMESPACE}_websocket_frames_rejected",
+            "Provider WebSocket frames refused as malformed or hostile (the stream carries on; "
+            "the first of each kind is logged).",
+            registry=r,
+        )
         self.resyncs = Counter(
             f"{NAMESPACE}_resyncs",
             "Full re-reads of chain state, by trigger (start, timer, reconnect, gap).",
@@ -176,8 +183,34 @@ class ServiceMetrics:
         )
         self._state = _StateCollector()
         r.register(self._state)
+        self._counters_seen: dict[str, int] = {}
         for kind in ("transient", "permanent"):
             self.reconcile_errors.labels(kind=kind)
+
+    def observe_counters(self, monitor: MonitorCounters, *, leading: bool) -> None:
+        """Copy the chain monitor's running totals into the gauges and counters.
+
+        The monitor counts from its start; Prometheus counters only go up, so
+        only what grew since the last call is added.
+        """
+        s = monitor.stream
+        self.websocket_connected.set(1 if s.connected else 0)
+        self.last_event_height.set(s.last_event_height)
+        self.leader.set(1 if leading else 0)
+        for name, value, inc in (
+            ("reconnects", s.reconnects, self.websocket_reconnects.inc),
+            ("frames_rejected", s.frames_rejected, self.websocket_frames_rejected.inc),
+            ("stream", s.resyncs, self.resyncs.labels(trigger="stream").inc),
+            (
+                "other",
+                monitor.resyncs_done - s.resyncs,
+                self.resyncs.labels(trigger="start_or_timer").inc,
+            ),
+        ):
+            delta = value - self._counters_seen.get(name, 0)
+            if delta > 0:
+                inc(delta)
+                self._counters_seen[name] = value
 
     def observe_state(self, state: DiscoveryState) -> None:
         """Replace every state-derived gauge at once."""

@@ -269,7 +269,6 @@ class DiscoveryService:
         self._logged_problems: frozenset[str] = frozenset()
         self._publishing: asyncio.Task[None] | None = None
         self._publish_retry_at = 0.0
-        self._counters_seen: dict[str, int] = {}
 
     # --- triggers ------------------------------------------------------------
 
@@ -784,27 +783,17 @@ class DiscoveryService:
             log.warning("problem", extra={"problem": p})
         self._logged_problems = problems
 
+    def _peers_list_namespaces(self) -> list[str | None]:
+        """Where managed peers ConfigMaps may be: one namespace, the listed ones, or all (None)."""
+        p = self.policy
+        if p.consumer_namespace is not None:
+            return [p.consumer_namespace]
+        listed: list[str | None] = [*sorted(p.peers_namespaces)]
+        return listed or [None]
+
     async def _sync_counters(self) -> None:
-        m = self.metrics
         while True:
-            c = self.monitor.counters
-            s = c.stream
-            m.websocket_connected.set(1 if s.connected else 0)
-            m.last_event_height.set(s.last_event_height)
-            m.leader.set(1 if self.leading else 0)
-            for name, value, inc in (
-                ("reconnects", s.reconnects, m.websocket_reconnects.inc),
-                ("stream", s.resyncs, m.resyncs.labels(trigger="stream").inc),
-                (
-                    "other",
-                    c.resyncs_done - s.resyncs,
-                    m.resyncs.labels(trigger="start_or_timer").inc,
-                ),
-            ):
-                delta = value - self._counters_seen.get(name, 0)
-                if delta > 0:
-                    inc(delta)
-                    self._counters_seen[name] = value
+            self.metrics.observe_counters(self.monitor.counters, leading=self.leading)
             await asyncio.sleep(_COUNTER_SYNC_SECONDS)
 
 

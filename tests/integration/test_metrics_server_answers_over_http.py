@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from chainmonitor.monitor import MonitorCounters
 from discovery.metrics import Check, HttpError, MetricsServer, ServiceMetrics, sample_value
 from tests.support.discovery_states import build_state
 
@@ -62,6 +63,26 @@ async def test_metrics_show_the_observed_state(server: Served) -> None:
     reason = {"reason": "forbidden-address"}
     assert sample_value(text, "ics_discovery_endpoints_invalid", reason) == 1
     assert sample_value(text, "ics_discovery_peers", {"chain_id": "consumer-a"}) == 2
+
+
+async def test_stream_counters_are_exported_as_they_grow(server: Served) -> None:
+    srv, _ = server
+    counters = MonitorCounters(resyncs_done=3)
+    counters.stream.connected = True
+    counters.stream.frames_rejected = 2
+    counters.stream.reconnects = 1
+    counters.stream.resyncs = 1
+    srv.metrics.observe_counters(counters, leading=True)
+    counters.stream.frames_rejected = 5
+    srv.metrics.observe_counters(counters, leading=True)
+    srv.metrics.observe_counters(counters, leading=False)
+    text = (await get(srv, "/metrics"))[2].decode()
+    assert sample_value(text, "ics_discovery_websocket_frames_rejected_total") == 5
+    assert sample_value(text, "ics_discovery_websocket_reconnects_total") == 1
+    assert sample_value(text, "ics_discovery_resyncs_total", {"trigger": "stream"}) == 1
+    assert sample_value(text, "ics_discovery_resyncs_total", {"trigger": "start_or_timer"}) == 2
+    assert sample_value(text, "ics_discovery_websocket_connected") == 1
+    assert sample_value(text, "ics_discovery_leader") == 0
 
 
 async def test_readiness_follows_the_service_and_liveness_the_loop(
