@@ -80,6 +80,9 @@ class ExposurePolicy:
     target_ports: Mapping[PortKind, int] = field(default_factory=lambda: dict(DEFAULT_TARGET_PORTS))
     # None: consumer pods may run in any namespace.
     consumer_namespace: str | None = None
+    # With consumer_namespace None: the only namespaces peers ConfigMaps may be
+    # written in (and stale ones looked for); empty: any.
+    peers_namespaces: frozenset[str] = frozenset()
     consumer_pod_labels: Mapping[str, str] = field(default_factory=dict)
     notify_default: NotifyMode = NotifyMode.NONE
     notify_modes: Mapping[str, NotifyMode] = field(default_factory=dict)
@@ -101,10 +104,17 @@ class ExposurePolicy:
             scheme=settings.port_scheme,
             reserved_ports=frozenset(settings.reserved_ports),
             consumer_namespace=settings.consumer_namespace,
+            peers_namespaces=frozenset(settings.peers_namespaces),
             consumer_pod_labels=dict(settings.consumer_pod_labels),
             notify_default=settings.notify_default,
             notify_modes=dict(settings.notify_modes),
         )
+
+    def writes_peers_in(self, namespace: str) -> bool:
+        """Whether a peers ConfigMap may go to `namespace` (where a consumer pod runs)."""
+        if self.consumer_namespace is not None:
+            return namespace == self.consumer_namespace
+        return not self.peers_namespaces or namespace in self.peers_namespaces
 
     def notify_mode(self, chain_id: str) -> NotifyMode:
         return self.notify_modes.get(chain_id, self.notify_default)
@@ -179,7 +189,9 @@ class DesiredCluster:
         transient blindness would do harm.
         """
         return frozenset(
-            peers_configmap_name(c.chain_id) for c in self.chains if c.configmap_problem
+            peers_configmap_name(c.chain_id)
+            for c in self.chains
+            if c.configmap_problem or not c.configmaps
         )
 
     def render(self) -> bytes:
@@ -280,12 +292,15 @@ def desired_cluster(
     policy: ExposurePolicy,
     endpoint_policy: EndpointPolicy,
     pod_namespaces: Mapping[str, Collection[str]] | None = None,
+    *,
+    pods_known: bool = True,
 ) -> DesiredCluster:
     """The desired state of this cluster for `snapshot`, as validator `operator`. Pure.
 
     `pod_namespaces` maps a chain ID to the namespaces its consumer pods were
     seen in; it decides where peers ConfigMaps go when `policy` names no
-    consumer namespace.
+    consumer namespace. `pods_known` False (a replica that does not lead, and
+    so does not watch pods) reports no problem about missing pods.
     """
     us = OperatorAddress(operator)
     records, validator_views, monikers = validator_records(snapshot, endpoint_policy)
@@ -336,7 +351,7 @@ def desired_cluster(
                 problem = unallocated.get(ref.consumer_id, "no ports allocated")
             else:
                 chosen = _desired_chain(
-                    c, allocation, records, monikers, us, policy, pod_namespaces or {}
+                    c, allocation, records, monikers, us, policy, pod_namespaces or {}, pods_known
                 )
                 problem = chosen.configmap_problem
         views.append(
@@ -379,6 +394,7 @@ def _desired_chain(
     us: OperatorAddress,
     policy: ExposurePolicy,
     pod_namespaces: Mapping[str, Collection[str]],
+    pods_known: bool,
 ) -> DesiredChain:
     ref = c.ref
     by_kind = allocation.ports.by_kind()
@@ -398,13 +414,21 @@ def _desired_chain(
         allocation.ports.p2p,
     )
     peers = ChainPeers.from_peer_list(peer_list, monikers)
+    outside: list[str] = []
     if policy.consumer_namespace is not None:
         namespaces: list[str] = [policy.consumer_namespace]
     else:
-        namespaces = sorted(set(pod_namespaces.get(ref.chain_id, ())))
+        found = sorted(set(pod_namespaces.get(ref.chain_id, ())))
+        namespaces = [n for n in found if policy.writes_peers_in(n)]
+        outside = [n for n in found if not policy.writes_peers_in(n)]
     configmaps: list[PeersConfigMap] = []
     problem = ""
-    if not namespaces:
+    if outside:
+        problem = (
+            f"consumer pods in namespace {', '.join(outside)}, outside peers_namespaces "
+            f"({', '.join(sorted(policy.peers_namespaces))}): no peers ConfigMap written there"
+        )
+    elif not namespaces and pods_known:
         problem = "no consumer pod found: the peers ConfigMap goes to the pods' namespace"
     for namespace in namespaces:
         try:

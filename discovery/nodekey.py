@@ -36,6 +36,8 @@ MIN_SECRET_BYTES = 32
 
 _HKDF_SALT = b"ics-discovery/node-key/v1"
 _HKDF_INFO = b"consumer-node-key\x00"
+# No chain ID can produce this (a chain ID is not empty and has no NUL).
+_HKDF_INFO_ALL_CHAINS = b"consumer-node-key/all-chains"
 
 
 @dataclass(frozen=True)
@@ -81,16 +83,22 @@ def generate_node_key() -> NodeKey:
     )
 
 
-def derive_node_key(secret: bytes, chain_id: str) -> NodeKey:
-    """A node key that depends only on a validator's secret and the chain ID.
+def derive_node_key(secret: bytes, chain_id: str | None = None) -> NodeKey:
+    """A node key that depends only on a validator's secret (and, if given, the chain ID).
 
     HKDF-SHA256 (RFC 5869) with a fixed, versioned salt and the chain ID in
     `info`: one secret gives every consumer chain its own unrelated key, and
-    nobody without the secret can compute any of them.
+    nobody without the secret can compute any of them. Without a chain ID the
+    result is the validator's one key for all its consumer nodes: the on-chain
+    endpoint carries a single `node=`, so this is the key whose ID the service
+    publishes (`node_key_secret_env`).
     """
     if len(secret) < MIN_SECRET_BYTES:
         raise WeakSecret(len(secret), MIN_SECRET_BYTES)
-    info = _HKDF_INFO + parse_chain_id(chain_id).encode("utf-8")
+    if chain_id is None:
+        info = _HKDF_INFO_ALL_CHAINS
+    else:
+        info = _HKDF_INFO + parse_chain_id(chain_id).encode("utf-8")
     hkdf = HKDF(algorithm=hashes.SHA256(), length=SEED_BYTES, salt=_HKDF_SALT, info=info)
     return NodeKey(hkdf.derive(secret))
 

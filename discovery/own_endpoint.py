@@ -28,6 +28,7 @@ from discovery.endpoints import (
     read_details,
 )
 from discovery.errors import EndpointRejected
+from discovery.types import NodeId
 from lbmanager.errors import LbManagerError, WatchExpired
 from lbmanager.kube import KubeRest, services_path, shutdown_stream
 
@@ -50,20 +51,27 @@ def chosen_host(ingress: Sequence[str], policy: EndpointPolicy) -> Host | None:
 
 
 def endpoint_update(
-    ingress: Sequence[str], current_details: str, policy: EndpointPolicy
+    ingress: Sequence[str],
+    current_details: str,
+    policy: EndpointPolicy,
+    node_id: NodeId | None = None,
 ) -> str | None:
     """New `details` carrying our LoadBalancer address, or None when the chain already shows it.
 
-    None too when no ingress address is acceptable (nothing to publish yet).
-    Raises `DetailsTooLong` when the operator's text leaves no room.
+    With `node_id`, the chain must show that node ID too; without it, the
+    node ID the chain shows (if any) is kept. None too when no ingress address
+    is acceptable (nothing to publish yet). Raises `DetailsTooLong` when the
+    operator's text leaves no room.
     """
     host = chosen_host(ingress, policy)
     if host is None:
         return None
     existing = read_details(current_details, policy)
-    if isinstance(existing, PublishedEndpoint) and existing.host == host:
-        return None
-    node_id = existing.node_id if isinstance(existing, PublishedEndpoint) else None
+    if isinstance(existing, PublishedEndpoint):
+        if existing.host == host and node_id in (None, existing.node_id):
+            return None
+        if node_id is None:
+            node_id = existing.node_id
     details = format_details(current_details, host, node_id, policy)
     return None if details == current_details else details
 

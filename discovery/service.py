@@ -28,11 +28,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kubernetes import client
 
-from chainmonitor.errors import ChainMonitorError
+from chainmonitor.errors import ChainMonitorError, ChainUnavailable, InsufficientFees
 from chainmonitor.monitor import ChainMonitor, MonitorSettings
 from chainmonitor.queries import ChainQueries, FallbackQueries, GrpcQueries, RestQueries
 from chainmonitor.stream import EventStream, StreamSettings
@@ -42,6 +42,7 @@ from discovery.desired import DesiredChain, DesiredCluster, ExposurePolicy, desi
 from discovery.errors import DiscoveryError
 from discovery.logs import configure_logging
 from discovery.metrics import Check, MetricsServer, ServiceMetrics
+from discovery.nodekey import derive_node_key
 from discovery.notify import DialOutcome, NotifyError, PeerDialer
 from discovery.own_endpoint import IngressWatch, endpoint_update
 from discovery.publish import (
@@ -53,10 +54,14 @@ from discovery.publish import (
 )
 from discovery.settings import NotifyMode, Settings
 from discovery.state import ChainView, DiscoveryState, StateStore
+from discovery.types import NodeId
 from lbmanager import LbManagerError, LbSettings, LoadBalancerController, ReconcileReport
 from lbmanager.kube import KubeRest, api_client_from_kubeconfig
 from lbmanager.leader import LeaderElector, LeaseConfig
 from lbmanager.pods import PodIndex, PodInfo
+
+if TYPE_CHECKING:
+    from chainmonitor.publish import ChainConnection
 
 log = logging.getLogger("discovery.service")
 
@@ -96,6 +101,37 @@ def chain_queries(settings: Settings) -> ChainQueries:
             "the registry and consumer queries need a gRPC (or provider_rest_urls) endpoint",
         )
     return sources[0] if len(sources) == 1 else FallbackQueries(*sources)
+
+
+def own_node_id(settings: Settings, environ: Mapping[str, str]) -> NodeId | None:
+    """The node ID to publish with our endpoint: configured, derived from the secret, or None."""
+    if not settings.publish_endpoint:
+        return None
+    if settings.publish_node_id is not None:
+        return NodeId(settings.publish_node_id)
+    if settings.node_key_secret_env:
+        secret = environ.get(settings.node_key_secret_env, "")
+        try:
+            return derive_node_key(secret.encode("utf-8")).node_id
+        except DiscoveryError as e:
+            raise ServiceError("node_key_secret_env", str(e)) from e
+    return None
+
+
+def publish_connections(settings: Settings) -> list[ChainConnection]:
+    """How to reach each provider gRPC endpoint to sign through, in the configured order."""
+    from chainmonitor.publish import ChainConnection  # cosmpy: imported only when publishing
+
+    scheme = "grpcs" if settings.provider_grpc_tls else "grpc"
+    return [
+        ChainConnection(
+            grpc_url=f"{scheme}://{url}",
+            fee_denom=settings.publish_fee_denom,
+            gas_price=settings.publish_gas_price,
+            gas_adjustment=settings.publish_gas_adjustment,
+        )
+        for url in settings.provider_grpc_urls
+    ]
 
 
 def default_identity() -> str:
@@ -189,6 +225,7 @@ class DiscoveryService:
         self.clock = clock
         self.policy = ExposurePolicy.from_settings(settings)
         self.endpoint_policy = settings.endpoint_policy()
+        self.own_node_id = own_node_id(settings, os.environ)
         self.api_client = api_client or api_client_from_kubeconfig(
             str(settings.kubeconfig) if settings.kubeconfig else None
         )
@@ -467,18 +504,23 @@ class DiscoveryService:
         return {c.chain_id: index.matching(c.exposure.pods) for c in desired.chains}
 
     def _desired(
-        self, snapshot: ChainSnapshot, pods: Mapping[str, Sequence[PodInfo]]
+        self, snapshot: ChainSnapshot, pods: Mapping[str, Sequence[PodInfo]], *, leading: bool
     ) -> DesiredCluster:
         namespaces = {chain: [p.namespace for p in found] for chain, found in pods.items()}
         return desired_cluster(
-            snapshot, self.operator, self.policy, self.endpoint_policy, namespaces
+            snapshot,
+            self.operator,
+            self.policy,
+            self.endpoint_policy,
+            namespaces,
+            pods_known=leading,
         )
 
     async def _reconcile(self, snapshot: ChainSnapshot, *, full: bool) -> bool:
         """One round; True when everything was applied (False: retry later)."""
         leading = self.leading
-        pods = self._pods(self._desired(snapshot, {})) if leading else {}
-        desired = self._desired(snapshot, pods)
+        pods = self._pods(self._desired(snapshot, {}, leading=leading)) if leading else {}
+        desired = self._desired(snapshot, pods, leading=leading)
         clean = True
         if leading:
             if full or desired.lb != self._applied_lb:
@@ -492,7 +534,7 @@ class DiscoveryService:
                 # The pod watch may only now cover a new chain: decide with its pods.
                 fresh = self._pods(desired)
                 if fresh != pods:
-                    pods, desired = fresh, self._desired(snapshot, fresh)
+                    pods, desired = fresh, self._desired(snapshot, fresh, leading=True)
             clean = await self._publish(desired, full=full) and clean
             clean = await self._notify(desired, pods) and clean
             self._maybe_publish_own_endpoint(snapshot)
@@ -565,7 +607,9 @@ class DiscoveryService:
     ) -> bool:
         held = desired.held_configmap_names()
         try:
-            existing = await self.configmaps.list_managed(self.policy.consumer_namespace)
+            existing = []
+            for namespace in self._peers_list_namespaces():
+                existing += await self.configmaps.list_managed(namespace)
         except PublishError as e:
             log.warning("listing peers ConfigMaps failed", extra={"error": str(e)})
             return False
@@ -696,7 +740,9 @@ class DiscoveryService:
         if ours is None:
             return
         try:
-            details = endpoint_update(watch.ingress, ours.description.details, self.endpoint_policy)
+            details = endpoint_update(
+                watch.ingress, ours.description.details, self.endpoint_policy, self.own_node_id
+            )
         except DiscoveryError as e:
             log.warning("our endpoint cannot be published", extra={"error": str(e)})
             self._publish_retry_at = self.clock() + self.settings.resync_interval
@@ -709,24 +755,49 @@ class DiscoveryService:
 
     async def _publish_own_endpoint(self, ingress: tuple[str, ...]) -> None:
         from chainmonitor.keys import load_signing_key
-        from chainmonitor.publish import ChainConnection, EndpointPublisher
+        from chainmonitor.publish import EndpointPublisher
 
         s = self.settings
         policy = self.endpoint_policy
+        node_id = self.own_node_id
 
         def decide(current: Any) -> str | None:
-            return endpoint_update(ingress, current.details, policy)
+            return endpoint_update(ingress, current.details, policy, node_id)
 
         try:
             key = await asyncio.to_thread(
                 load_signing_key, file=s.publish_key_file, env=s.publish_key_env
             )
-            publisher = EndpointPublisher(ChainConnection(grpc_url=s.provider_grpc_urls[0]), key)
-            outcome = await asyncio.to_thread(publisher.publish_details, self.operator, decide)
+            if s.publish_authz_granter is not None and key.controls(self.operator):
+                raise ServiceError(
+                    "publish_authz_granter",
+                    "is set, but the signing key is the operator's own key: unset it, or "
+                    "give the service the grantee key",
+                )
+            outcome = None
+            last: ChainUnavailable | None = None
+            # Each gRPC endpoint in turn while they are unreachable; any other error is
+            # the chain's answer and would be the same on every node.
+            for connection in publish_connections(s):
+                try:
+                    outcome = await asyncio.to_thread(
+                        EndpointPublisher(connection, key).publish_details, self.operator, decide
+                    )
+                    break
+                except ChainUnavailable as e:
+                    last = e
+            if outcome is None:
+                raise last or ChainUnavailable("no provider gRPC endpoint")
         except (ChainMonitorError, DiscoveryError) as e:
             delay = min(60.0, s.resync_interval)
             self._publish_retry_at = self.clock() + delay
-            log.warning("publishing our endpoint failed", extra={"error": str(e)})
+            error = str(e)
+            if isinstance(e, InsufficientFees):
+                error += (
+                    f" (publish_gas_price is {s.publish_gas_price:g}{s.publish_fee_denom}: "
+                    "raise it to the provider nodes' minimum-gas-prices)"
+                )
+            log.warning("publishing our endpoint failed", extra={"error": error})
             asyncio.get_running_loop().call_later(delay, self.wake, "ingress")
             return
         if outcome.sent:

@@ -48,8 +48,9 @@ from chainmonitor.addresses import bech32_decode, parse_operator
 from chainmonitor.errors import ChainMonitorError
 from discovery.endpoints import EndpointPolicy
 from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
+from discovery.nodekey import MIN_SECRET_BYTES
 from discovery.ports import PortScheme
-from discovery.types import parse_chain_id
+from discovery.types import parse_chain_id, parse_node_id
 
 ENV_PREFIX: Final = "ICS_DISCOVERY_"
 CONFIG_FILE_ENV: Final = ENV_PREFIX + "CONFIG_FILE"
@@ -63,6 +64,7 @@ _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DENOM = re.compile(r"[a-zA-Z][a-zA-Z0-9/:._-]{2,127}")
 
 
 class NotifyMode(StrEnum):
@@ -272,6 +274,13 @@ class Settings(BaseSettings):
         "label ics-discovery.io/chain-id-hash and the annotation ics-discovery.io/chain-id.",
         None,
     )
+    peers_namespaces: StrList = _setting(
+        "consumer nodes",
+        "With consumer_namespace empty: the namespaces peers ConfigMaps may be written in "
+        "(and stale ones are looked for); a consumer pod elsewhere is reported, not served. "
+        "Empty: every namespace (needs cluster-wide ConfigMap access).",
+        default_factory=list,
+    )
     consumer_pod_labels: StrMap = _setting(
         "consumer nodes",
         "Extra labels consumer pods must carry (key=value,... or a JSON object).",
@@ -324,7 +333,41 @@ class Settings(BaseSettings):
     publish_authz_granter: str | None = _setting(
         "endpoint publication",
         "The operator's account address (cosmos1...) when the key is an authz grantee "
-        "(MsgExec); empty: the key is the operator's own.",
+        "(MsgExec); checked against operator_address and the key before anything is sent. "
+        "Empty: whichever the key is (the operator's own key signs directly, any other "
+        "key through its grant).",
+        None,
+    )
+    publish_fee_denom: str = _setting(
+        "endpoint publication",
+        "Denomination the edit-validator fee is paid in (for example uatom).",
+        "stake",
+    )
+    publish_gas_price: float = _setting(
+        "endpoint publication",
+        "Fee per unit of gas, in publish_fee_denom; at least the provider nodes' "
+        "minimum-gas-prices, or the chain refuses the transaction.",
+        0.0,
+        ge=0,
+    )
+    publish_gas_adjustment: float = _setting(
+        "endpoint publication",
+        "Gas limit = simulated gas times this.",
+        1.5,
+        ge=1,
+    )
+    publish_node_id: str | None = _setting(
+        "endpoint publication",
+        "Node ID (40 hexadecimal digits) of our consumer nodes, published as node= next "
+        "to our address; other validators cannot peer with us without it. Empty: keep "
+        "whatever node= the chain shows (or derive it with node_key_secret_env).",
+        None,
+    )
+    node_key_secret_env: str | None = _setting(
+        "endpoint publication",
+        "Name of an environment variable holding the secret our consumer nodes' key is "
+        "derived from (`ics-discovery nodekey derive --secret-file` without --chain-id); "
+        "its node ID is published as node=. Only the ID leaves the process.",
         None,
     )
 
@@ -422,6 +465,7 @@ class Settings(BaseSettings):
         "provider_grpc_urls",
         "provider_rest_urls",
         "reserved_ports",
+        "peers_namespaces",
         "endpoint_deny_cidrs",
         "endpoint_allow_cidrs",
         "endpoint_deny_name_suffixes",
@@ -463,6 +507,27 @@ class Settings(BaseSettings):
         except ChainMonitorError as e:
             raise ValueError(f"not an operator address (<prefix>valoper1...): {e}") from e
 
+    @field_validator("publish_fee_denom")
+    @classmethod
+    def _denom(cls, value: str) -> str:
+        # The SDK's coin denomination rule (sdk.Coin validation).
+        if not _DENOM.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a coin denomination (3-128 characters: a letter, then "
+                "letters, digits, /, :, ., _ or -)"
+            )
+        return value
+
+    @field_validator("publish_node_id", mode="before")
+    @classmethod
+    def _node_id(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        try:
+            return parse_node_id(str(value).strip())
+        except DiscoveryError as e:
+            raise ValueError(str(e)) from e
+
     @field_validator("publish_authz_granter")
     @classmethod
     def _granter(cls, value: str | None) -> str | None:
@@ -480,6 +545,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("peers_namespaces")
+    @classmethod
+    def _dns_labels(cls, value: list[str]) -> list[str]:
+        for v in value:
+            cls._dns_label(v)
+        return sorted(set(value))
 
     @field_validator("service_namespace", "lease_namespace", "consumer_namespace", "lease_name")
     @classmethod
@@ -543,7 +615,7 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("publish_key_env")
+    @field_validator("publish_key_env", "node_key_secret_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
         if value and not _ENV_NAME.fullmatch(value):
@@ -654,6 +726,29 @@ def consistency_problems(s: Settings) -> list[SettingProblem]:
             out.append(
                 SettingProblem("publish_key_env", "set only one of publish_key_file and this")
             )
+    if s.publish_node_id is not None and s.node_key_secret_env:
+        out.append(
+            SettingProblem("node_key_secret_env", "set only one of publish_node_id and this")
+        )
+    if s.publish_authz_granter is not None:
+        _, granter = bech32_decode(s.publish_authz_granter)
+        _, operator = bech32_decode(s.operator_address)
+        if granter != operator:
+            out.append(
+                SettingProblem(
+                    "publish_authz_granter",
+                    f"{s.publish_authz_granter} is not the account of operator_address "
+                    f"{s.operator_address}: the grant must come from the operator",
+                )
+            )
+    if s.consumer_namespace is not None and s.peers_namespaces:
+        out.append(
+            SettingProblem(
+                "peers_namespaces",
+                "only for consumer_namespace empty; with consumer_namespace set, peers "
+                "ConfigMaps go there",
+            )
+        )
     if (s.grpc_tls_cert_file is None) != (s.grpc_tls_key_file is None):
         missing = "grpc_tls_key_file" if s.grpc_tls_key_file is None else "grpc_tls_cert_file"
         out.append(
@@ -739,6 +834,23 @@ def check_files(s: Settings, environ: Mapping[str, str] | None = None) -> None:
                     "publish_key_env", f"environment variable {s.publish_key_env} is not set"
                 )
             )
+        if s.node_key_secret_env:
+            secret = env.get(s.node_key_secret_env, "")
+            if not secret:
+                problems.append(
+                    SettingProblem(
+                        "node_key_secret_env",
+                        f"environment variable {s.node_key_secret_env} is not set",
+                    )
+                )
+            elif len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+                problems.append(
+                    SettingProblem(
+                        "node_key_secret_env",
+                        f"the secret in {s.node_key_secret_env} is shorter than "
+                        f"{MIN_SECRET_BYTES} bytes: too easy to guess",
+                    )
+                )
     if problems:
         raise SettingsInvalid(problems)
 

@@ -44,13 +44,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     derive = actions.add_parser(
         "derive",
-        help="the node key a secret gives for a chain ID",
+        help="the node key a secret gives (for all chains, or for one chain ID)",
         description=(
-            "Derive a node key from a secret and the chain ID (HKDF-SHA256), so a "
-            "redeployed node keeps its ID. Without --out only the node ID is printed."
+            "Derive a node key from a secret (HKDF-SHA256), so a redeployed node keeps "
+            "its ID. Without --chain-id: the one key for all of this validator's consumer "
+            "nodes, whose ID `run` publishes with node_key_secret_env. With --chain-id: a "
+            "key of that chain only. Without --out only the node ID is printed."
         ),
     )
-    derive.add_argument("--chain-id", required=True, help="consumer chain ID")
+    derive.add_argument(
+        "--chain-id", help="consumer chain ID (required with --insecure-derive-from-moniker)"
+    )
     source = derive.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--secret-file",
@@ -93,6 +97,8 @@ def _run_derive(args: argparse.Namespace) -> int:
     try:
         if args.secret_file is not None:
             key = derive_node_key(_read_secret(Path(args.secret_file)), args.chain_id)
+        elif args.chain_id is None:
+            raise UsageError("--insecure-derive-from-moniker needs --chain-id")
         else:
             key = insecure_node_key_from_moniker(args.insecure_derive_from_moniker, args.chain_id)
     except DiscoveryError as e:

@@ -10,6 +10,7 @@ and node ID stay; the other clusters' peers follow the new address.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from chainmonitor.addresses import bech32_decode, bech32_encode
+from discovery.nodekey import derive_node_key
 from tests.integration.chainmonitor_support import export_key_hex, write_key_file
+from tests.support.procs import free_ports
 from tests.support.service_fixtures import (
     SERVICE_NAME,
     Cluster,
@@ -80,3 +84,84 @@ async def test_a_new_loadbalancer_address_is_published_and_followed(
             )
     finally:
         await asyncio.to_thread(chain.remove_consumer, 0, consumer_id)
+
+
+def stake_balance(cluster: Cluster) -> int:
+    doc = cluster.chain.rest_get(
+        f"/cosmos/bank/v1beta1/balances/{cluster.validator.account}/by_denom",
+        {"denom": "stake"},
+    )
+    return int(doc["balance"]["amount"])
+
+
+async def test_node_id_from_the_secret_is_published_through_a_live_endpoint_with_fees(
+    clusters: list[Cluster], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The derived node ID goes on chain; a dead first gRPC endpoint is skipped; the fee is paid."""
+    alice = clusters[0]
+    chain = alice.chain
+    await publish_endpoints(clusters)
+    key_file = write_key_file(
+        tmp_path, "alice.key", await asyncio.to_thread(export_key_hex, chain, alice.validator)
+    )
+    secret = secrets.token_hex(32)
+    monkeypatch.setenv("ALICE_NODE_SECRET", secret)
+    derived = derive_node_key(secret.encode()).node_id
+    assert derived != alice.node_id
+    (dead_port,) = free_ports(1)
+    before = await asyncio.to_thread(stake_balance, alice)
+    new_ip = "198.51.100.124"
+    try:
+        async with running_service(
+            alice,
+            publish_endpoint=True,
+            publish_key_file=key_file,
+            node_key_secret_env="ALICE_NODE_SECRET",
+            provider_grpc_urls=[f"127.0.0.1:{dead_port}", alice.node.grpc_address],
+            publish_gas_price=0.01,
+        ):
+            await asyncio.to_thread(set_ingress, alice, new_ip)
+
+            def published() -> str:
+                details = chain.staking_validator(alice.validator.operator)["description"]
+                text = str(details.get("details", ""))
+                return text if f"p2p={new_ip}" in text else ""
+
+            details = await eventually(published, "alice's address and derived node ID on chain")
+            assert details == f"Validator alice p2p={new_ip} node={derived}"
+        paid = before - await asyncio.to_thread(stake_balance, alice)
+        # Gas of one MsgEditValidator is tens of thousands of units: at 0.01 a unit, a
+        # fee of some hundreds of stake, and nothing else moved alice's balance.
+        assert 100 <= paid <= 10_000, paid
+    finally:
+        await publish_endpoints(clusters)
+
+
+async def test_a_granter_setting_that_contradicts_the_key_sends_nothing(
+    clusters: list[Cluster], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = clusters[0]
+    chain = alice.chain
+    await publish_endpoints(clusters)
+    key_file = write_key_file(
+        tmp_path, "alice.key", await asyncio.to_thread(export_key_hex, chain, alice.validator)
+    )
+    granter = bech32_encode("cosmos", bech32_decode(alice.validator.operator)[1])
+    before = chain.staking_validator(alice.validator.operator)["description"]["details"]
+    caplog.set_level(logging.WARNING, logger="discovery.service")
+    async with running_service(
+        alice, publish_endpoint=True, publish_key_file=key_file, publish_authz_granter=granter
+    ) as a:
+        await asyncio.to_thread(set_ingress, alice, "198.51.100.125")
+
+        def refused() -> str:
+            for r in caplog.records:
+                if r.getMessage() == "publishing our endpoint failed":
+                    return str(getattr(r, "error", ""))
+            return ""
+
+        error = await eventually(refused, "the refusal logged", in_thread=False)
+        assert "publish_authz_granter" in error
+        assert "operator's own key" in error
+        assert a.service.settings.publish_authz_granter == granter
+    assert chain.staking_validator(alice.validator.operator)["description"]["details"] == before

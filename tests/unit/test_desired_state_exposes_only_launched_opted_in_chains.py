@@ -149,9 +149,40 @@ def test_configmaps_go_where_the_consumer_pods_are_when_no_namespace_is_set() ->
     assert blind.held_configmap_names() == {peers_configmap_name("c")}
     assert blind.lb.chains[0].pods.namespace is None
 
+    # A replica that does not lead does not watch pods: it has nothing to report.
+    follower = desired_cluster(snap, US, anywhere, DEFAULT_POLICY, pods_known=False)
+    assert follower.chains[0].configmap_problem == ""
+    assert follower.state.chains[0].problem == ""
+    assert follower.held_configmap_names() == {peers_configmap_name("c")}
+
     seen = desired_cluster(snap, US, anywhere, DEFAULT_POLICY, {"c": ["b-ns", "a-ns", "b-ns"]})
     assert [cm.namespace for cm in seen.configmaps()] == ["a-ns", "b-ns"]
     assert seen.held_configmap_names() == frozenset()
+
+
+def test_peers_namespaces_bound_where_configmaps_go_and_say_which_pods_are_outside() -> None:
+    snap = snapshot([validator(1), validator(2)], [consumer(0, "c", [1, 2])])
+    listed = ExposurePolicy(peers_namespaces=frozenset({"a-ns", "z-ns"}))
+    pods = {"c": ["b-ns", "a-ns"]}
+    d = desired_cluster(snap, US, listed, DEFAULT_POLICY, pods)
+    [chain] = d.chains
+    assert [cm.namespace for cm in chain.configmaps] == ["a-ns"]
+    assert chain.configmap_problem == (
+        "consumer pods in namespace b-ns, outside peers_namespaces (a-ns, z-ns): "
+        "no peers ConfigMap written there"
+    )
+    [view] = d.state.chains
+    assert "outside peers_namespaces" in view.problem
+
+    only_outside = desired_cluster(snap, US, listed, DEFAULT_POLICY, {"c": ["b-ns"]})
+    assert only_outside.configmaps() == ()
+    # Nothing was written for the chain, so none of its existing ConfigMaps may go.
+    assert only_outside.held_configmap_names() == {peers_configmap_name("c")}
+    assert listed.writes_peers_in("z-ns")
+    assert not listed.writes_peers_in("b-ns")
+    assert ExposurePolicy().writes_peers_in("b-ns")
+    assert NS.writes_peers_in("consumers")
+    assert not NS.writes_peers_in("a-ns")
 
 
 def test_relaunched_chain_id_exposes_only_the_newest_consumer() -> None:

@@ -147,6 +147,19 @@ def test_derived_key_is_hkdf_sha256_with_the_documented_parameters() -> None:
     assert derive_node_key(secret, chain_id).seed == okm
 
 
+def test_all_chains_key_is_hkdf_with_its_own_info_and_unlike_any_chain_key() -> None:
+    secret = b"\x42" * 32
+    prk = hmac.new(b"ics-discovery/node-key/v1", secret, hashlib.sha256).digest()
+    okm = hmac.new(prk, b"consumer-node-key/all-chains\x01", hashlib.sha256).digest()
+    every_chain = derive_node_key(secret)
+    assert every_chain.seed == okm
+    assert derive_node_key(secret, None) == every_chain
+    for chain_id in ("consumer-1", "all-chains", "x"):
+        assert derive_node_key(secret, chain_id) != every_chain
+    with pytest.raises(WeakSecret):
+        derive_node_key(b"x" * 31)
+
+
 def test_short_secrets_are_refused() -> None:
     with pytest.raises(WeakSecret) as info:
         derive_node_key(b"x" * 31, "consumer-1")

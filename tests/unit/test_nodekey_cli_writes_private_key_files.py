@@ -71,6 +71,20 @@ def test_derive_from_secret_file_is_repeatable(
     assert (code, again) == (0, out)
 
 
+def test_derive_without_chain_id_gives_the_key_for_all_chains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"k" * 40 + b"\n")
+    code, out, _ = run(["nodekey", "derive", "--secret-file", str(secret), "--json"], capsys)
+    assert code == 0
+    assert json.loads(out) == {"node_id": derive_node_key(b"k" * 40).node_id}
+    assert json.loads(out)["node_id"] != derive_node_key(b"k" * 40, "consumer-1").node_id
+    code, out, err = run(["nodekey", "derive", "--insecure-derive-from-moniker", "alice"], capsys)
+    assert (code, out) == (2, "")
+    assert "needs --chain-id" in err
+
+
 def test_short_secret_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(b"short\n")

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from discovery.endpoints import DEFAULT_POLICY, EndpointPolicy, PublishedEndpoint, read_details
 from discovery.own_endpoint import chosen_host, endpoint_update, ingress_of
+from discovery.types import NodeId
 
 NODE = "ab" * 20
 
@@ -25,6 +26,23 @@ def test_a_new_address_replaces_the_old_one_and_keeps_text_and_node_id() -> None
     assert isinstance(parsed, PublishedEndpoint)
     assert parsed.host.name == "198.51.100.8"
     assert parsed.node_id == NODE
+
+
+def test_a_configured_node_id_is_published_and_replaces_a_different_one() -> None:
+    ours = NodeId("cd" * 20)
+    same = f"Validator alice p2p=198.51.100.7 node={ours}"
+    assert endpoint_update(["198.51.100.7"], same, DEFAULT_POLICY, ours) is None
+    for details in (
+        "Validator alice p2p=198.51.100.7",
+        f"Validator alice p2p=198.51.100.7 node={NODE}",
+        "Validator alice",
+    ):
+        new = endpoint_update(["198.51.100.7"], details, DEFAULT_POLICY, ours)
+        assert new is not None
+        assert new.startswith("Validator alice")
+        parsed = read_details(new)
+        assert isinstance(parsed, PublishedEndpoint)
+        assert (parsed.host.name, parsed.node_id) == ("198.51.100.7", ours)
 
 
 def test_first_publication_adds_the_token_to_plain_text() -> None:

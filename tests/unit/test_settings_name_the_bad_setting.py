@@ -224,6 +224,76 @@ def test_key_file_must_be_private_and_key_variable_set(
     check_files(s, environ={"VALIDATOR_MNEMONIC": "abandon abandon"})
 
 
+def test_publication_fees_node_id_and_granter_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_FEE_DENOM", "uatom")
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_GAS_PRICE", "0.005")
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_NODE_ID", " " + "AB" * 20 + " ")
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_AUTHZ_GRANTER", ACCOUNT)
+    s = load_settings()
+    assert (s.publish_fee_denom, s.publish_gas_price) == ("uatom", 0.005)
+    assert s.publish_node_id == "ab" * 20
+    assert s.publish_authz_granter == ACCOUNT
+
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_FEE_DENOM", "1atom")
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_GAS_PRICE", "-1")
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_NODE_ID", "ab" * 19)
+    with pytest.raises(SettingsInvalid) as exc:
+        load_settings()
+    found = problems_of(exc)
+    assert set(found) == {"publish_fee_denom", "publish_gas_price", "publish_node_id"}
+    assert "coin denomination" in found["publish_fee_denom"]
+    assert "40" in found["publish_node_id"]
+
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_FEE_DENOM", "ibc/27394FB092D2ECCD56123C74F36E4C1F")
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_GAS_PRICE", "0")
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_NODE_ID", "ab" * 20)
+    monkeypatch.setenv(ENV_PREFIX + "NODE_KEY_SECRET_ENV", "NODE_SECRET")
+    other = bech32_encode("cosmos", bytes(range(2, 22)))
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_AUTHZ_GRANTER", other)
+    with pytest.raises(SettingsInvalid) as exc:
+        load_settings()
+    found = problems_of(exc)
+    assert set(found) == {"node_key_secret_env", "publish_authz_granter"}
+    assert "publish_node_id" in found["node_key_secret_env"]
+    assert "not the account of operator_address" in found["publish_authz_granter"]
+
+
+def test_peers_namespaces_are_labels_and_only_for_consumers_anywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV_PREFIX + "PEERS_NAMESPACES", "team-b, team-a,team-b")
+    assert load_settings().peers_namespaces == ["team-a", "team-b"]
+    monkeypatch.setenv(ENV_PREFIX + "PEERS_NAMESPACES", "team-a,Team_B")
+    with pytest.raises(SettingsInvalid) as exc:
+        load_settings()
+    assert "'Team_B' is not a DNS label" in problems_of(exc)["peers_namespaces"]
+    monkeypatch.setenv(ENV_PREFIX + "PEERS_NAMESPACES", "team-a")
+    monkeypatch.setenv(ENV_PREFIX + "CONSUMER_NAMESPACE", "consumers")
+    with pytest.raises(SettingsInvalid) as exc:
+        load_settings()
+    assert "only for consumer_namespace empty" in problems_of(exc)["peers_namespaces"]
+
+
+def test_node_key_secret_variable_must_be_set_and_long_enough(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_ENDPOINT", "1")
+    monkeypatch.setenv(ENV_PREFIX + "PUBLISH_KEY_ENV", "VALIDATOR_MNEMONIC")
+    monkeypatch.setenv(ENV_PREFIX + "NODE_KEY_SECRET_ENV", "NODE_SECRET")
+    s = load_settings()
+    key = {"VALIDATOR_MNEMONIC": "abandon abandon"}
+    with pytest.raises(SettingsInvalid) as exc:
+        check_files(s, environ=key)
+    assert "NODE_SECRET is not set" in problems_of(exc)["node_key_secret_env"]
+    with pytest.raises(SettingsInvalid) as exc:
+        check_files(s, environ={**key, "NODE_SECRET": "tooshort-secret"})
+    assert "shorter than 32 bytes" in problems_of(exc)["node_key_secret_env"]
+    assert "tooshort" not in str(exc.value)
+    check_files(s, environ={**key, "NODE_SECRET": "x" * 32})
+
+
 def test_kubernetes_service_links_are_not_mistaken_for_typos() -> None:
     env = {
         "ICS_DISCOVERY_SERVICE_HOST": "10.0.0.9",
