@@ -129,6 +129,15 @@ deploy_provider_node() {
   endpoint=$(testnet pool-address "$STATE_DIR/metallb-pools.json" "$c" 1)
   peers=$(testnet peers "$STATE_DIR/provider" "$STATE_DIR/metallb-pools.json" "$c")
   log "$c: provider node at $ip"
+  # One node key for all of this validator's consumer nodes: the endpoint on
+  # chain carries a single node=, published by the Job below.
+  local node_key="$STATE_DIR/consumer/$c/node_key.json" consumer_node_id
+  if [ ! -f "$node_key" ]; then
+    mkdir -p "$STATE_DIR/consumer/$c"
+    chmod 700 "$STATE_DIR/consumer" "$STATE_DIR/consumer/$c"
+    ics_discovery nodekey generate --out "$node_key" > /dev/null
+  fi
+  consumer_node_id=$(ics_discovery nodekey id "$node_key")
   # `kubectl create --dry-run | kubectl apply`: create, or update when it changed.
   {
     kctl "$c" -n "$NAMESPACE" create secret generic provider-node-keys --dry-run=client -o yaml \
@@ -140,6 +149,10 @@ deploy_provider_node() {
     echo ---
     kctl "$c" -n "$NAMESPACE" create configmap provider-genesis --dry-run=client -o yaml \
       --from-file=genesis.json="$STATE_DIR/provider/genesis.json"
+    echo ---
+    # For the consumer node workloads (mounted as their config/node_key.json).
+    kctl "$c" -n "$CONSUMER_NAMESPACE" create secret generic consumer-node-key \
+      --dry-run=client -o yaml --from-file=node_key.json="$node_key"
   } | kctl "$c" apply -f -
   helm upgrade --install provider-node "$CLUSTERS_DIR/provider-node" \
     --kube-context "$(context "$c")" --namespace "$NAMESPACE" \
@@ -150,6 +163,7 @@ deploy_provider_node() {
     --set-string image.tag="${PROVIDER_IMAGE##*:}" \
     --set publish.enabled=true \
     --set-string publish.host="$endpoint" \
+    --set-string publish.nodeId="$consumer_node_id" \
     --set-string publish.image="$IMAGE" > /dev/null
 }
 

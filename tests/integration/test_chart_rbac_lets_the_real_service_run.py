@@ -7,13 +7,15 @@ service's own settings loader, and `DiscoveryService` runs in-process with a
 real token of the chart's ServiceAccount. It leads (Lease), exposes a launched
 consumer chain on the chart's LoadBalancer, routes it to the consumer pod,
 writes the peers ConfigMap, rolls the consumer Deployment, and publishes the
-LoadBalancer's new address on chain. Every request it made is recorded: none
+LoadBalancer's new address on chain (with consumer pods anywhere: the node ID
+derived from the chart's generated node key secret too). Every request it made is recorded: none
 was refused and each is covered by a rule the chart rendered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from discovery.nodekey import derive_node_key
 from discovery.publish import PEERS_HASH_ANNOTATION, peers_configmap_name
 from discovery.service import DiscoveryService
 from discovery.settings import ENV_PREFIX, check_files, load_settings
@@ -79,7 +82,9 @@ def _consumer_deployment(api: client.ApiClient, namespace: str, chain_id: str) -
     )
 
 
+@pytest.mark.parametrize("scope", ["one-namespace", "anywhere"])
 async def test_the_service_runs_as_the_charts_service_account(
+    scope: str,
     control_plane: ControlPlane,
     chart_releases: ChartReleases,
     kube: client.ApiClient,
@@ -104,7 +109,6 @@ async def test_the_service_runs_as_the_charts_service_account(
         "provider.grpcUrls": [me.node.grpc_address],
         "provider.operatorAddress": me.validator.operator,
         "loadBalancer.keepOnUninstall": False,
-        "consumers.namespace": consumers,
         "consumers.notify": "restart",
         "publishing.enabled": True,
         "publishing.key.existingSecret": "validator-key",
@@ -113,16 +117,29 @@ async def test_the_service_runs_as_the_charts_service_account(
         "leaderElection.retryPeriod": 0.5,
         "log.format": "text",
     }
+    if scope == "one-namespace":
+        chart_values["consumers.namespace"] = consumers
+    else:
+        # Consumer pods in any namespace, peers written only where allowed; the
+        # chart generates the node key secret and the service publishes its node ID.
+        chart_values["consumers.namespace"] = ""
+        chart_values["consumers.peersNamespaces"] = [consumers]
+        chart_values["nodeKey.generate"] = True
     await asyncio.to_thread(chart_releases.install, values(**chart_values))
     manifest = await asyncio.to_thread(chart_releases.manifest)
     granted = granted_permissions(manifest, namespace, SA)
     await asyncio.to_thread(chart_releases.wait_for_rbac, namespace, SA, granted)
 
     # The settings the pod would load, only the listen addresses moved to free loopback ports.
+    pod_secrets = {("validator-key", "signing-key"): key}
+    node_id = ""
+    if scope == "anywhere":
+        generated = core.read_namespaced_secret("ics-ics-validator-node-key-secret", namespace)
+        node_secret = base64.b64decode(generated.data["secret"]).decode()
+        pod_secrets[("ics-ics-validator-node-key-secret", "secret")] = node_secret
+        node_id = derive_node_key(node_secret.encode()).node_id
     env = container_environment(
-        manifest,
-        pod_name="ics-ics-validator-7d4b9-x2x7q",
-        secrets={("validator-key", "signing-key"): key},
+        manifest, pod_name="ics-ics-validator-7d4b9-x2x7q", secrets=pod_secrets
     )
     for name in list(os.environ):
         if name.upper().startswith(ENV_PREFIX):
@@ -183,6 +200,9 @@ async def test_the_service_runs_as_the_charts_service_account(
                 return NEW_ADDRESS in str(details)
 
             await eventually(published, "our new address published on chain")
+            details = chain.staking_validator(me.validator.operator)["description"]["details"]
+            if node_id:
+                assert details.endswith(f"p2p={NEW_ADDRESS} node={node_id}"), details
             assert not task.done()
         finally:
             service.stop()
@@ -202,7 +222,8 @@ async def test_the_service_runs_as_the_charts_service_account(
         (namespace, "discovery.k8s.io", "endpointslices", "create", ""),
         (namespace, "coordination.k8s.io", "leases", "create", ""),
         (namespace, "coordination.k8s.io", "leases", "update", "ics-discovery-leader"),
-        (consumers, "", "pods", "watch", ""),
+        ("*" if scope == "anywhere" else consumers, "", "pods", "watch", ""),
+        (consumers, "", "configmaps", "list", ""),
         (consumers, "", "configmaps", "create", ""),
         (consumers, "apps", "deployments", "update", "consumer-node"),
     ]:

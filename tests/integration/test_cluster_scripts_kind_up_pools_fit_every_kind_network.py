@@ -11,6 +11,7 @@ the recorded file here, independently of the planner.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import itertools
 import json
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from discovery.nodekey import decode_node_key
 from tests.support.standins.harness import CLUSTERS, NETWORKS, ScriptBed, make_testbed
 
 pytestmark = pytest.mark.helm
@@ -183,6 +185,20 @@ def test_kind_up_builds_the_whole_testnet(tmp_path: Path) -> None:
             if e["name"] == "ICS_PUBLISH_SIGNING_KEY"
         )
         assert key_ref["valueFrom"]["secretKeyRef"]["name"] == "validator-signing-key"
+        # ...and the node ID of the consumer nodes' key, which their Secret holds.
+        consumer_key = state / "consumer" / cluster / "node_key.json"
+        assert consumer_key.stat().st_mode & 0o077 == 0
+        consumer_node_id = decode_node_key(consumer_key.read_bytes()).node_id
+        assert job_env["NODE_ID"] == consumer_node_id
+        (consumer_secret,) = [
+            o
+            for o in bed.objects(cluster, "Secret")
+            if o["metadata"]["name"] == "consumer-node-key"
+        ]
+        assert consumer_secret["metadata"]["namespace"] == "consumers"
+        assert base64.b64decode(consumer_secret["data"]["node_key.json"]) == (
+            consumer_key.read_bytes()
+        )
 
     # Signing keys are private files.
     for cluster in CLUSTERS:

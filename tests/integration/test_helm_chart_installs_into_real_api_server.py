@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
 
+from tests.conftest import create_namespace
 from tests.support.helm import EXAMPLE_VALUES, HelmFailed, Values, find, one, run_helm, values
 from tests.support.helm_fixtures import RESTRICTED, ChartReleases, label
 from tests.support.procs import wait_for
@@ -31,6 +32,11 @@ BASE = {
     "loadBalancer.keepOnUninstall": False,
 }
 SELECTOR = "app.kubernetes.io/name=ics-validator,app.kubernetes.io/instance=ics"
+
+
+def _base(chart_releases: ChartReleases) -> dict[str, Any]:
+    """BASE with a consumer namespace of the test's own (deleted after it)."""
+    return {**BASE, "consumers.namespace": chart_releases.new_namespace("consumers")}
 
 
 def _pods_created(api: client.ApiClient, namespace: str, count: int) -> list[Any]:
@@ -67,6 +73,12 @@ def test_default_values_install_and_pass_restricted_pod_security(
     chart_releases: ChartReleases, kube: client.ApiClient, namespace: str
 ) -> None:
     label(kube, namespace, RESTRICTED)
+    # The defaults name the consumer namespace `consumers`, which must exist first.
+    with pytest.raises(HelmFailed) as missing:
+        chart_releases.install(values(**BASE))
+    assert 'namespaces "consumers" not found' in missing.value.stderr
+    create_namespace(kube, "consumers")
+    chart_releases.extra_namespaces.append("consumers")
     notes = chart_releases.install(values(**BASE))
     assert "STATUS: deployed" in notes
 
@@ -84,7 +96,10 @@ def test_default_values_install_and_pass_restricted_pod_security(
 
     objects = chart_releases.manifest()
     _assert_on_server(kube, objects)
-    cluster_role = one(objects, "ClusterRole")["metadata"]["name"]
+    # Consumers in one namespace: nothing cluster-wide is granted.
+    assert not find(objects, "ClusterRole")
+    assert not find(objects, "ClusterRoleBinding")
+    (role,) = [o for o in find(objects, "Role") if o["metadata"]["namespace"] == "consumers"]
 
     # A second upgrade with the same values is accepted and changes no object.
     before = {(o["kind"], o["metadata"]["name"]): o for o in objects}
@@ -92,11 +107,10 @@ def test_default_values_install_and_pass_restricted_pod_security(
     after = {(o["kind"], o["metadata"]["name"]): o for o in chart_releases.manifest()}
     assert after == before
 
-    chart_releases.cleanup()
-    chart_releases.releases.clear()
+    chart_releases.uninstall()
     rbac = client.RbacAuthorizationV1Api(kube)
     with pytest.raises(ApiException) as gone:
-        rbac.read_cluster_role(cluster_role)
+        rbac.read_namespaced_role(role["metadata"]["name"], "consumers")
     assert gone.value.status == 404
 
 
@@ -177,7 +191,7 @@ SERVICE_MONITOR_CRD: dict[str, Any] = {
 def test_service_monitor_follows_the_servers_api(
     chart_releases: ChartReleases, kube: client.ApiClient, namespace: str
 ) -> None:
-    monitored = values(**BASE, **{"metrics.serviceMonitor.enabled": True})
+    monitored = values(**_base(chart_releases), **{"metrics.serviceMonitor.enabled": True})
     with pytest.raises(HelmFailed) as refused:
         chart_releases.install(monitored)
     assert "monitoring.coreos.com/v1 ServiceMonitor API" in refused.value.stderr
@@ -227,7 +241,7 @@ def test_generated_keys_stay_in_secrets_and_survive_upgrades_and_uninstall(
     chart_releases: ChartReleases, kube: client.ApiClient, namespace: str
 ) -> None:
     generate = values(
-        **BASE,
+        **_base(chart_releases),
         **{
             "publishing.enabled": True,
             "provider.grpcUrls": ["provider:9090"],
@@ -266,8 +280,7 @@ def test_generated_keys_stay_in_secrets_and_survive_upgrades_and_uninstall(
     assert secret("ics-ics-validator-publish-key", "signing-key") == signing
     assert secret("ics-ics-validator-node-key-secret", "secret") == derive
 
-    chart_releases.cleanup()
-    chart_releases.releases.clear()
+    chart_releases.uninstall()
     # An authz grant and published node IDs refer to these keys: uninstall keeps them.
     assert secret("ics-ics-validator-publish-key", "signing-key") == signing
     assert secret("ics-ics-validator-node-key-secret", "secret") == derive
@@ -287,7 +300,7 @@ def test_existing_key_secret_is_referenced_never_copied(
         ),
     )
     v: Values = values(
-        **BASE,
+        **_base(chart_releases),
         **{
             "publishing.enabled": True,
             "provider.grpcUrls": ["provider:9090"],
@@ -316,7 +329,7 @@ def test_restricted_pod_security_refuses_a_weakened_pod(
     label(kube, namespace, RESTRICTED)
     chart_releases.install(
         values(
-            **BASE,
+            **_base(chart_releases),
             **{
                 # Helm merges maps: the other defaults stay, this one key is weakened.
                 "securityContext.allowPrivilegeEscalation": True,

@@ -29,15 +29,18 @@ def _notes(output: str) -> str:
 def test_notes_follow_the_values(
     chart_releases: ChartReleases, kube: client.ApiClient, namespace: str
 ) -> None:
-    bare = _notes(chart_releases.install(values(**{"loadBalancer.keepOnUninstall": False})))
+    consumers = chart_releases.new_namespace("consumers")
+    bare = _notes(
+        chart_releases.install(
+            values(**{"loadBalancer.keepOnUninstall": False, "consumers.namespace": consumers})
+        )
+    )
     assert "WARNING: the service refuses to start" in bare
     assert "provider.operatorAddress" in bare
     assert f"kubectl -n {namespace} get service p2p-loadbalancer" in bare
     assert "ics-discovery endpoint publish --host ADDRESS" in bare
     assert "--key-file" in bare
-    assert "No namespace is granted for peers ConfigMaps" in bare
 
-    consumers = chart_releases.new_namespace("consumers")
     configured = {
         "provider.operatorAddress": OPERATOR,
         "provider.rpcUrls": ["http://provider:26657"],

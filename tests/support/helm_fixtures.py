@@ -86,12 +86,17 @@ class ChartReleases:
             interval=0.1,
         )
 
-    def cleanup(self) -> None:
+    def uninstall(self) -> None:
+        """helm uninstall every release of the test (its namespaces stay)."""
         for ns, release in reversed(self.releases):
             run_helm(
                 ["uninstall", release, "--namespace", ns, "--wait"],
                 kubeconfig=self.plane.kubeconfig,
             )
+        self.releases.clear()
+
+    def cleanup(self) -> None:
+        self.uninstall()
         core = client.CoreV1Api(self.plane.admin_client())
         for ns in self.extra_namespaces:
             with contextlib.suppress(ApiException):

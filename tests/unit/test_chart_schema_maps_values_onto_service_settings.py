@@ -129,6 +129,10 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
             "publishing.enabled": True,
             "publishing.key.existingSecret": "operator-key",
             "publishing.authzGranter": "cosmos1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnrk363e",
+            "publishing.feeDenom": "uatom",
+            "publishing.gasPrice": 0.0025,
+            "publishing.gasAdjustment": 1.3,
+            "publishing.nodeId": "AB" * 20,
             "leaderElection.leaseName": "ics-lease",
             "leaderElection.leaseDuration": 20,
             "leaderElection.renewDeadline": 12,
@@ -167,6 +171,11 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
     assert env[s.publish_key_env] == FAKE_KEY
     assert s.publish_key_file is None
     assert s.publish_authz_granter == "cosmos1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnrk363e"
+    assert (s.publish_fee_denom, s.publish_gas_price) == ("uatom", 0.0025)
+    assert s.publish_gas_adjustment == 1.3
+    assert s.publish_node_id == "ab" * 20
+    assert s.node_key_secret_env is None
+    assert s.peers_namespaces == []
     assert (s.lease_name, s.lease_namespace) == ("ics-lease", "validators")
     assert (s.lease_duration, s.renew_deadline, s.retry_period) == (20, 12, 3)
     assert s.grpc_listen == "[::]:9500"
@@ -191,3 +200,34 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
 
 def _init_containers(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(one(objects, "Deployment")["spec"]["template"]["spec"].get("initContainers", []))
+
+
+def test_node_key_secret_and_peers_namespaces_arrive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Consumers anywhere: peers only in the listed namespaces; the node key secret by reference."""
+    objects = _rendered(
+        **{
+            "consumers.namespace": "",
+            "consumers.peersNamespaces": ["team-b", "team-a"],
+            "publishing.enabled": True,
+            "publishing.key.existingSecret": "operator-key",
+            "nodeKey.existingSecret": "node-secret",
+            "nodeKey.existingSecretKey": "seed",
+        }
+    )
+    container = _container(objects)
+    node_secret = "n" * 64
+    secrets = {("operator-key", "signing-key"): FAKE_KEY, ("node-secret", "seed"): node_secret}
+    env = container_environment(objects, pod_name=POD_NAME, secrets=secrets)
+    s = _settings(env, monkeypatch)
+    assert s.consumer_namespace is None
+    assert s.peers_namespaces == ["team-a", "team-b"]
+    assert s.node_key_secret_env is not None
+    assert env[s.node_key_secret_env] == node_secret
+    var = next(v for v in container["env"] if v["name"] == s.node_key_secret_env)
+    assert var["valueFrom"]["secretKeyRef"] == {"name": "node-secret", "key": "seed"}
+    assert node_secret not in str(one(objects, "Deployment"))
+
+    # Without publishing the service has no use for the secret: it is not given it.
+    quiet = _rendered(**{"nodeKey.generate": True})
+    names = {v["name"] for v in _container(quiet)["env"]}
+    assert "ICS_DISCOVERY_NODE_KEY_SECRET_ENV" not in names

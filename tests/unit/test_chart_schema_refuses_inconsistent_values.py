@@ -60,6 +60,18 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
         {"consumers.namespace": "consumers", "consumers.peersNamespaces": ["other"]},
         "consumers.peersNamespaces is only for consumers.namespace",
     ),
+    (
+        {"consumers.namespace": "", "consumers.peersNamespaces": []},
+        "set consumers.namespace (where the consumer pods run) or",
+    ),
+    (
+        {"publishing.nodeId": "ab" * 20, "nodeKey.generate": True},
+        "set only one of publishing.nodeId and nodeKey",
+    ),
+    (
+        {"publishing.nodeId": "ab" * 20, "nodeKey.existingSecret": "n"},
+        "set only one of publishing.nodeId and nodeKey",
+    ),
     ({"api.tls.clientCaSecret": "ca"}, "api.tls.clientCaSecret (mutual TLS) needs"),
     (
         {"metrics.serviceMonitor.enabled": True},
@@ -94,6 +106,7 @@ def test_the_same_values_render_once_the_conflict_is_resolved() -> None:
             "provider.grpcUrls": ["provider:9090"],
         },
         {"nodeKey.generate": True},
+        {"publishing.nodeId": "ab" * 20},
         {"replicaCount": 2, "leaderElection.enabled": True},
         {"replicaCount": 1, "leaderElection.enabled": False},
         {"leaderElection.renewDeadline": 14, "leaderElection.leaseDuration": 15},

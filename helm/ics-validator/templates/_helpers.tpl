@@ -72,6 +72,19 @@ app.kubernetes.io/part-of: ics-peer-discovery
 {{- end }}
 
 {{/* "true" when some chain is notified by rolling its workload. */}}
+{{/* The Secret the consumer node keys are derived from; empty: none. */}}
+{{- define "ics-validator.nodeKeySecret" -}}
+{{- if .Values.nodeKey.existingSecret }}
+{{- .Values.nodeKey.existingSecret }}
+{{- else if .Values.nodeKey.generate }}
+{{- printf "%s-node-key-secret" (include "ics-validator.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "ics-validator.nodeKeySecretKey" -}}
+{{- ternary .Values.nodeKey.existingSecretKey "secret" (not (empty .Values.nodeKey.existingSecret)) }}
+{{- end }}
+
 {{- define "ics-validator.restartsWorkloads" -}}
 {{- $restart := eq .Values.consumers.notify "restart" }}
 {{- range $chain, $mode := .Values.consumers.notifyModes }}
@@ -134,9 +147,7 @@ RBAC rules by namespace, derived from the Kubernetes requests the service makes:
 {{- end }}
 {{- $restart := eq (include "ics-validator.restartsWorkloads" .) "true" }}
 {{- range $ns := include "ics-validator.peersNamespaces" . | fromJsonArray }}
-{{- /* With consumers anywhere, the ClusterRole's list covers finding stale ConfigMaps. */}}
-{{- $cmVerbs := ternary (list "get" "list" "create" "update" "delete") (list "get" "create" "update" "delete") (not (empty $.Values.consumers.namespace)) }}
-{{- $peers := list (dict "apiGroups" (list "") "resources" (list "configmaps") "verbs" $cmVerbs) }}
+{{- $peers := list (dict "apiGroups" (list "") "resources" (list "configmaps") "verbs" (list "get" "list" "create" "update" "delete")) }}
 {{- if $restart }}
 {{- $peers = append $peers (dict "apiGroups" (list "apps") "resources" (list "deployments" "statefulsets") "verbs" (list "get" "list" "update")) }}
 {{- end }}

@@ -15,6 +15,12 @@ Combinations the schema cannot express, refused with a message that names the va
 {{- if and $v.publishing.enabled $v.publishing.key.generate (not $v.publishing.authzGranter) }}
 {{- fail "publishing.key.generate makes a new key, which can act for your validator only as an authz grantee: set publishing.authzGranter to the operator's account address (cosmos1...) and grant the key MsgEditValidator" }}
 {{- end }}
+{{- if and (not $v.consumers.namespace) (not $v.consumers.peersNamespaces) }}
+{{- fail "set consumers.namespace (where the consumer pods run) or, for consumer pods in several namespaces, consumers.peersNamespaces (where the service may write their peers ConfigMaps): with neither, the service could write peers nowhere" }}
+{{- end }}
+{{- if and $v.publishing.nodeId (or $v.nodeKey.existingSecret $v.nodeKey.generate) }}
+{{- fail "set only one of publishing.nodeId and nodeKey (existingSecret or generate): the node ID published is either given or derived from the node key secret" }}
+{{- end }}
 {{- if and $v.nodeKey.existingSecret $v.nodeKey.generate }}
 {{- fail "set only one of nodeKey.existingSecret and nodeKey.generate" }}
 {{- end }}
