@@ -176,10 +176,14 @@ async def test_the_service_runs_as_the_charts_service_account(
                 return any(p.name == port_name for p in svc.spec.ports)
 
             await eventually(exposed, "the chain's port on the chart's LoadBalancer")
-            await eventually(
-                lambda: core.read_namespaced_config_map(peers_configmap_name(chain_id), consumers),
-                "the peers ConfigMap beside the consumer pod",
-            )
+
+            def peers_written() -> bool:
+                found = core.list_namespaced_config_map(
+                    consumers, field_selector=f"metadata.name={peers_configmap_name(chain_id)}"
+                )
+                return bool(found.items)
+
+            await eventually(peers_written, "the peers ConfigMap beside the consumer pod")
 
             def rolled() -> bool:
                 d = client.AppsV1Api(kube).read_namespaced_deployment("consumer-node", consumers)
