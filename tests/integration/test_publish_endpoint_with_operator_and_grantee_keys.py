@@ -35,6 +35,7 @@ from tests.integration.chainmonitor_support import (
     write_key_file,
 )
 from tests.support.chain import ProviderChain, ProviderValidator, bech32_encode
+from tests.support.chain_fixtures import running_provider_chain
 from tests.support.procs import REPO
 
 pytestmark = pytest.mark.chain
@@ -244,3 +245,54 @@ def test_refusals_are_clear_and_leak_no_key(provider_chain3: ProviderChain, tmp_
     ).stdout
     assert "--key " not in usage
     assert "--key-file" in usage
+
+
+def test_a_chain_that_demands_fees_refuses_too_little_and_takes_enough(
+    testbed_dir: Path, tmp_path: Path
+) -> None:
+    """Nodes with minimum-gas-prices 0.01stake: no fee is refused as such, a high enough one
+    goes through and is paid (the default of 0 only suits test chains)."""
+    with running_provider_chain(
+        "feechain", testbed_dir / f"feechain-{secrets.token_hex(3)}", min_gas_price="0.01"
+    ) as chain:
+        v = chain.validators[0]
+        key_hex = export_key_hex(chain, v)
+        key_file = write_key_file(tmp_path, "operator.key", key_hex)
+        address = host()
+        balance = stake_balance(chain, v.account)
+
+        free = publish(chain, "--host", address, "--key-file", str(key_file))
+        assert free.returncode == 1
+        assert "insufficient fee" in free.stderr.lower()
+        assert "p2p=" not in description(chain, v)["details"]
+        assert stake_balance(chain, v.account) == balance
+
+        low = publish(chain, "--host", address, "--key-file", str(key_file), "--gas-price", "0.001")
+        assert low.returncode == 1
+        assert "insufficient fee" in low.stderr.lower()
+
+        paid = outcome(
+            publish(
+                chain,
+                "--host",
+                address,
+                "--key-file",
+                str(key_file),
+                "--fee-denom",
+                "stake",
+                "--gas-price",
+                "0.01",
+            )
+        )
+        assert paid["sent"] is True
+        assert description(chain, v)["details"].endswith(f"p2p={address}")
+        fee = balance - stake_balance(chain, v.account)
+        # At least the node's price for the gas the edit used (tens of thousands of units).
+        assert fee >= 100, fee
+        for done in (free, low):
+            assert key_hex not in done.stdout + done.stderr
+
+
+def stake_balance(chain: ProviderChain, account: str) -> int:
+    doc = chain.rest_get(f"/cosmos/bank/v1beta1/balances/{account}/by_denom", {"denom": "stake"})
+    return int(doc["balance"]["amount"])

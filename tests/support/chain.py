@@ -326,6 +326,8 @@ class ProviderChain:
     size: int = 1
     chain_id: str = "provider"
     timeout_commit: str = "200ms"
+    # Each node's minimum-gas-prices (in stake): above 0, transactions must pay fees.
+    min_gas_price: str = "0"
     nodes: list[ProviderNode] = field(default_factory=list, init=False)
     validators: list[ProviderValidator] = field(default_factory=list, init=False)
     startup_seconds: float = field(default=0.0, init=False)
@@ -574,7 +576,7 @@ class ProviderChain:
         update_toml(
             cfg / "app.toml",
             {
-                "minimum-gas-prices": f"0{DENOM}",
+                "minimum-gas-prices": f"{self.min_gas_price}{DENOM}",
                 "api": {
                     "enable": True,
                     "swagger": False,
@@ -964,10 +966,16 @@ def start_provider_chain(
     size: int = 1,
     chain_id: str = "provider",
     timeout_commit: str = "200ms",
+    min_gas_price: str = "0",
 ) -> ProviderChain:
     """Start a chain and return it once every node has produced blocks; stop it on any failure."""
     chain = ProviderChain(
-        name=name, workdir=workdir, size=size, chain_id=chain_id, timeout_commit=timeout_commit
+        name=name,
+        workdir=workdir,
+        size=size,
+        chain_id=chain_id,
+        timeout_commit=timeout_commit,
+        min_gas_price=min_gas_price,
     )
     try:
         return chain.start()

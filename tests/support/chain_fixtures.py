@@ -29,9 +29,11 @@ def stop_and_verify(chain: ProviderChain) -> None:
 
 
 @contextlib.contextmanager
-def running_provider_chain(name: str, workdir: Path, size: int = 1) -> Iterator[ProviderChain]:
+def running_provider_chain(
+    name: str, workdir: Path, size: int = 1, min_gas_price: str = "0"
+) -> Iterator[ProviderChain]:
     """A started chain for the duration of the block; stopped (and verified gone) after it."""
-    chain = start_provider_chain(name, workdir, size=size)
+    chain = start_provider_chain(name, workdir, size=size, min_gas_price=min_gas_price)
     try:
         yield chain
     finally:
