@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NoReturn, TypeVar
+from typing import Final, NoReturn, TypeVar
 
 from chainmonitor.addresses import OperatorAddress
 from chainmonitor.backoff import Backoff, JitteredBackoff
@@ -38,6 +38,9 @@ from chainmonitor.types import ChainSnapshot, ConsumerChain, Validator
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Enough recent block times to cover a snapshot still being applied.
+_BLOCK_TIMES_KEPT: Final = 256
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class ChainMonitor:
         self._wake = asyncio.Event()
         self._wake.set()
         self._seen_txs: OrderedDict[str, None] = OrderedDict()
+        # Times of recent blocks (from the stream's block headers), for latency metrics.
+        self._block_times: OrderedDict[int, float] = OrderedDict()
         # For finding edits no event reported (see `_check_unreported`): the
         # height of each validator's last edit event, the edits whose events
         # arrived during the running reload, and the edits a periodic resync
@@ -146,6 +151,10 @@ class ChainMonitor:
     @property
     def snapshot(self) -> ChainSnapshot | None:
         return self._snapshot
+
+    def block_time(self, height: int) -> float | None:
+        """The time (seconds since the epoch) of block `height`, if the stream showed it lately."""
+        return self._block_times.get(height)
 
     @property
     def counters(self) -> MonitorCounters:
@@ -200,6 +209,10 @@ class ChainMonitor:
             work.consumers = signal.touches_consumers
             work.min_height = signal.height
         elif isinstance(signal, BlockCommitted):
+            if signal.time is not None:
+                self._block_times[signal.height] = signal.time
+                while len(self._block_times) > _BLOCK_TIMES_KEPT:
+                    self._block_times.popitem(last=False)
             self._check_unreported(signal.height)
             if not signal.launched:
                 return

@@ -174,7 +174,8 @@ class ServiceMetrics:
         self.publication_latency = Histogram(
             f"{NAMESPACE}_publication_latency_seconds",
             "Time from the block that committed an on-chain change to its publication "
-            "in this cluster's peers ConfigMaps.",
+            "in this cluster's peers ConfigMaps (from the snapshot's arrival when the "
+            "block's time is unknown or the clocks disagree).",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

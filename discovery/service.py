@@ -103,6 +103,23 @@ def chain_queries(settings: Settings) -> ChainQueries:
     return sources[0] if len(sources) == 1 else FallbackQueries(*sources)
 
 
+def publication_latency(now: float, block_time: float | None, since_snapshot: float) -> float:
+    """Seconds from the block that committed a change to its publication here. Pure.
+
+    `now` and `block_time` are seconds since the epoch (the block's time is the
+    chain's BFT time); without a block time, or when clocks disagree so far that
+    the block seems to come from our future or to be older than our own wait
+    can explain by a minute, the time since we received the snapshot is all we
+    can vouch for.
+    """
+    if block_time is None:
+        return since_snapshot
+    elapsed = now - block_time
+    if elapsed < since_snapshot or elapsed > since_snapshot + 60.0:
+        return since_snapshot
+    return elapsed
+
+
 def own_node_id(settings: Settings, environ: Mapping[str, str]) -> NodeId | None:
     """The node ID to publish with our endpoint: configured, derived from the secret, or None."""
     if not settings.publish_endpoint:
@@ -219,10 +236,12 @@ class DiscoveryService:
         monitor_settings: MonitorSettings | None = None,
         stream_settings: StreamSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.operator = settings.operator_address
         self.clock = clock
+        self.wall_clock = wall_clock
         self.policy = ExposurePolicy.from_settings(settings)
         self.endpoint_policy = settings.endpoint_policy()
         self.own_node_id = own_node_id(settings, os.environ)
@@ -295,6 +314,7 @@ class DiscoveryService:
         self._retry = _Retry()
         self._retry_handle: asyncio.TimerHandle | None = None
         self._snapshot_seen_at: dict[int, float] = {}
+        self._snapshot_block_time: dict[int, float | None] = {}
         # What the last rounds did (to write and log only differences).
         self._applied_lb: Any = None
         self._lb_outcomes: dict[str, str | None] = {}
@@ -414,6 +434,9 @@ class DiscoveryService:
     async def _follow_chain(self) -> None:
         async for snapshot in self.monitor.subscribe():
             self._snapshot_seen_at.setdefault(snapshot.height, self.clock())
+            self._snapshot_block_time.setdefault(
+                snapshot.height, self.monitor.block_time(snapshot.height)
+            )
             self.wake("chain")
 
     async def _timer(self) -> None:
@@ -552,6 +575,9 @@ class DiscoveryService:
         self._snapshot_seen_at = {
             h: t for h, t in self._snapshot_seen_at.items() if h > snapshot.height
         }
+        self._snapshot_block_time = {
+            h: t for h, t in self._snapshot_block_time.items() if h > snapshot.height
+        }
         return clean
 
     def _count(self, resource: str, writes: int, verb: str = "write") -> None:
@@ -639,7 +665,13 @@ class DiscoveryService:
     def _observe_latency(self, height: int) -> None:
         seen = self._snapshot_seen_at.get(height)
         if seen is not None:
-            self.metrics.publication_latency.observe(self.clock() - seen)
+            self.metrics.publication_latency.observe(
+                publication_latency(
+                    self.wall_clock(),
+                    self._snapshot_block_time.get(height),
+                    self.clock() - seen,
+                )
+            )
 
     # --- telling consumer nodes ------------------------------------------------
 

@@ -87,6 +87,18 @@ async def test_launch_edit_opt_out_and_removal_reach_every_cluster(clusters: lis
                     f"{c.name} following bob's new endpoint",
                 )
             assert await asyncio.to_thread(bob.persistent_peers, chain_id) == expected["bob"]
+            # The edit's publication was timed from its block (the stream shows block times).
+            snapshot = a.service.monitor.snapshot
+            assert snapshot is not None
+            assert a.service.monitor.block_time(snapshot.height) is not None
+            registry = a.service.metrics.registry
+            count = registry.get_sample_value("ics_discovery_publication_latency_seconds_count")
+            total = registry.get_sample_value("ics_discovery_publication_latency_seconds_sum")
+            assert count is not None
+            assert total is not None
+            assert count >= 2
+            # Each from a block of this test chain (block time 0.2 s) to a ConfigMap write.
+            assert 0 < total / count < 10
 
             # charlie opts out: the others drop charlie; charlie's cluster withdraws the chain.
             await asyncio.to_thread(chain.opt_out, charlie.index, consumer_id)

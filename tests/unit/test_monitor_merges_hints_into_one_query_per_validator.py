@@ -334,3 +334,18 @@ async def test_an_edit_only_the_timer_found_reconnects_the_stream_two_blocks_lat
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_block_times_from_the_stream_are_kept_for_recent_heights() -> None:
+    async with running(table()) as monitor:
+        assert monitor.block_time(12) is None
+        monitor.hint(BlockCommitted(12, time=1_700_000_000.25))
+        monitor.hint(BlockCommitted(13))  # a frame without a header: no time
+        assert monitor.block_time(12) == 1_700_000_000.25
+        assert monitor.block_time(13) is None
+        for h in range(100, 400):
+            monitor.hint(BlockCommitted(h, time=float(h)))
+        assert monitor.block_time(12) is None  # only recent blocks are remembered
+        assert monitor.block_time(399) == 399.0
+        assert monitor.block_time(144) == 144.0
+        assert monitor.block_time(143) is None
