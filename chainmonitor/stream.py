@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Final, NoReturn
+from typing import Final, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -110,6 +110,20 @@ class StreamCounters:
     last_event_height: int = 0
     events: int = 0
     frames_rejected: int = 0
+
+
+T = TypeVar("T")
+
+
+async def receive_within(receive: Awaitable[T], seconds: float) -> T:
+    """`await receive`, or TimeoutError after `seconds`.
+
+    Not `asyncio.wait_for`: on Python 3.11 it loses a cancellation that arrives
+    in the same loop iteration as the result (CPython gh-86296), and a stream
+    that missed its cancellation would run on forever and hang shutdown.
+    """
+    async with asyncio.timeout(seconds):
+        return await receive
 
 
 class EventStream:
@@ -264,7 +278,7 @@ class EventStream:
                 if timeout <= 0:
                     raise StreamError(unacknowledged)
             try:
-                raw = await asyncio.wait_for(ws.recv(), timeout)
+                raw = await receive_within(ws.recv(), timeout)
             except TimeoutError as e:
                 if not session.live:
                     raise StreamError(unacknowledged) from e
