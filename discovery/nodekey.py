@@ -83,6 +83,20 @@ def generate_node_key() -> NodeKey:
     )
 
 
+def normalize_secret(raw: bytes) -> bytes:
+    """A secret as read from a file or variable: one trailing newline (\\n or \\r\\n) dropped.
+
+    Files written by `echo`, an editor or `openssl rand -hex 32 > file` end in a
+    newline that is not part of the secret; the CLI and the service must derive
+    the same key from the same file, so both read secrets through this.
+    """
+    if raw.endswith(b"\r\n"):
+        return raw[:-2]
+    if raw.endswith(b"\n"):
+        return raw[:-1]
+    return raw
+
+
 def derive_node_key(secret: bytes, chain_id: str | None = None) -> NodeKey:
     """A node key that depends only on a validator's secret (and, if given, the chain ID).
 

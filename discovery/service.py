@@ -42,7 +42,7 @@ from discovery.desired import DesiredChain, DesiredCluster, ExposurePolicy, desi
 from discovery.errors import DiscoveryError
 from discovery.logs import configure_logging
 from discovery.metrics import Check, MetricsServer, ServiceMetrics
-from discovery.nodekey import derive_node_key
+from discovery.nodekey import derive_node_key, normalize_secret
 from discovery.notify import DialOutcome, NotifyError, PeerDialer
 from discovery.own_endpoint import IngressWatch, endpoint_update
 from discovery.publish import (
@@ -127,9 +127,11 @@ def own_node_id(settings: Settings, environ: Mapping[str, str]) -> NodeId | None
     if settings.publish_node_id is not None:
         return NodeId(settings.publish_node_id)
     if settings.node_key_secret_env:
-        secret = environ.get(settings.node_key_secret_env, "")
+        # The variable's bytes exactly as the kubelet set them (os.fsencode undoes the
+        # surrogate escapes of non-UTF-8 bytes), read like `nodekey derive --secret-file`.
+        secret = normalize_secret(os.fsencode(environ.get(settings.node_key_secret_env, "")))
         try:
-            return derive_node_key(secret.encode("utf-8")).node_id
+            return derive_node_key(secret).node_id
         except DiscoveryError as e:
             raise ServiceError("node_key_secret_env", str(e)) from e
     return None

@@ -48,7 +48,7 @@ from chainmonitor.addresses import bech32_decode, parse_operator
 from chainmonitor.errors import ChainMonitorError
 from discovery.endpoints import EndpointPolicy
 from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
-from discovery.nodekey import MIN_SECRET_BYTES
+from discovery.nodekey import MIN_SECRET_BYTES, normalize_secret
 from discovery.ports import PortScheme
 from discovery.types import parse_chain_id, parse_node_id
 
@@ -276,9 +276,10 @@ class Settings(BaseSettings):
     )
     peers_namespaces: StrList = _setting(
         "consumer nodes",
-        "With consumer_namespace empty: the namespaces peers ConfigMaps may be written in "
-        "(and stale ones are looked for); a consumer pod elsewhere is reported, not served. "
-        "Empty: every namespace (needs cluster-wide ConfigMap access).",
+        "With consumer_namespace empty: the namespaces whose consumer pods are served "
+        "(traffic routed, dialled, peers ConfigMaps written; stale ConfigMaps looked for "
+        "there); a consumer pod elsewhere is reported, not served. Empty: every namespace "
+        "(needs cluster-wide ConfigMap access).",
         default_factory=list,
     )
     consumer_pod_labels: StrMap = _setting(
@@ -843,7 +844,7 @@ def check_files(s: Settings, environ: Mapping[str, str] | None = None) -> None:
                         f"environment variable {s.node_key_secret_env} is not set",
                     )
                 )
-            elif len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+            elif len(normalize_secret(os.fsencode(secret))) < MIN_SECRET_BYTES:
                 problems.append(
                     SettingProblem(
                         "node_key_secret_env",

@@ -25,6 +25,7 @@ from discovery.nodekey import (
     encode_node_key,
     generate_node_key,
     insecure_node_key_from_moniker,
+    normalize_secret,
 )
 
 KEY_FILE_MODE = 0o600
@@ -133,12 +134,7 @@ def _read_secret(path: Path) -> bytes:
         secret = path.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read secret file {str(path)!a}: {e.strerror or e}") from e
-    # Files written by `echo` or an editor end in a newline that is not part of the secret.
-    if secret.endswith(b"\r\n"):
-        return secret[:-2]
-    if secret.endswith(b"\n"):
-        return secret[:-1]
-    return secret
+    return normalize_secret(secret)
 
 
 def _write_key(path: Path, key: NodeKey, *, force: bool) -> None:
