@@ -126,6 +126,9 @@ class ExposurePolicy:
             labels={**self.consumer_pod_labels, **keyed.labels},
             namespace=keyed.namespace,
             annotations=keyed.annotations,
+            # Consumer pods anywhere: only those in peers_namespaces are served
+            # (routed, dialled, given peers); the others are reported.
+            namespaces=self.peers_namespaces if self.consumer_namespace is None else frozenset(),
         )
 
 
@@ -474,6 +477,7 @@ def _render(d: DesiredCluster) -> bytes:
                 "ports": [[p.name, p.port, p.target_port, p.protocol] for p in c.ports],
                 "pods": {
                     "namespace": c.pods.namespace,
+                    "namespaces": sorted(c.pods.namespaces),
                     "labels": dict(c.pods.labels),
                     "annotations": dict(c.pods.annotations),
                 },

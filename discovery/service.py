@@ -526,7 +526,12 @@ class DiscoveryService:
         if pods is None:
             return {}
         index = PodIndex(p for p in pods if not p.terminating)
-        return {c.chain_id: index.matching(c.exposure.pods) for c in desired.chains}
+        # Every matching pod, wherever it runs: the decision reports the ones outside
+        # the served namespaces, and only served ones are dialled (`_notify`).
+        return {
+            c.chain_id: index.matching(replace(c.exposure.pods, namespaces=frozenset()))
+            for c in desired.chains
+        }
 
     def _desired(
         self, snapshot: ChainSnapshot, pods: Mapping[str, Sequence[PodInfo]], *, leading: bool
@@ -683,7 +688,12 @@ class DiscoveryService:
             if chain.notify is NotifyMode.RESTART:
                 clean = await self._restart(chain) and clean
             elif chain.notify is NotifyMode.DIAL:
-                clean = await self._dial(chain, pods.get(chain.chain_id, ())) and clean
+                served = [
+                    p
+                    for p in pods.get(chain.chain_id, ())
+                    if chain.exposure.pods.allows_namespace(p.namespace)
+                ]
+                clean = await self._dial(chain, served) and clean
         return clean
 
     async def _restart(self, chain: DesiredChain) -> bool:

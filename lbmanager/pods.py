@@ -141,7 +141,7 @@ def pod_info(raw: RawObject) -> PodInfo | None:
 
 
 def selector_matches(selector: PodSelector, pod: PodInfo) -> bool:
-    if selector.namespace is not None and pod.namespace != selector.namespace:
+    if not selector.allows_namespace(pod.namespace):
         return False
     for k, v in selector.labels.items():
         if pod.labels.get(k) != v:

@@ -43,20 +43,35 @@ class ExposedPort:
 class PodSelector:
     """Which pods serve a chain: labels (server-side) plus annotations (checked here).
 
-    `namespace` None means all namespaces. Annotations exist so that keys which are
-    not valid label values can still be matched exactly (see `pods.keyed_pod_selector`).
+    `namespace` None means all namespaces, or, when `namespaces` is not empty,
+    only those. Annotations exist so that keys which are not valid label values
+    can still be matched exactly (see `pods.keyed_pod_selector`).
     """
 
     labels: Mapping[str, str]
     namespace: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    namespaces: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_map(self.labels))
         object.__setattr__(self, "annotations", _frozen_map(self.annotations))
+        object.__setattr__(self, "namespaces", frozenset(self.namespaces))
 
     def __hash__(self) -> int:
-        return hash((tuple(self.labels.items()), self.namespace, tuple(self.annotations.items())))
+        return hash(
+            (
+                tuple(self.labels.items()),
+                self.namespace,
+                tuple(self.annotations.items()),
+                tuple(sorted(self.namespaces)),
+            )
+        )
+
+    def allows_namespace(self, namespace: str) -> bool:
+        if self.namespace is not None:
+            return namespace == self.namespace
+        return not self.namespaces or namespace in self.namespaces
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,11 @@ def test_peers_namespaces_bound_where_configmaps_go_and_say_which_pods_are_outsi
     )
     [view] = d.state.chains
     assert "outside peers_namespaces" in view.problem
+    # Nor is traffic routed there: the chain's pods are looked for only in those namespaces.
+    [exposure] = d.lb.chains
+    assert exposure.pods.namespace is None
+    assert exposure.pods.namespaces == {"a-ns", "z-ns"}
+    assert ExposurePolicy().pod_selector("c").namespaces == frozenset()
 
     only_outside = desired_cluster(snap, US, listed, DEFAULT_POLICY, {"c": ["b-ns"]})
     assert only_outside.configmaps() == ()

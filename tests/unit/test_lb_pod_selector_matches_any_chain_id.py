@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -62,6 +64,18 @@ def test_a_copied_hash_label_alone_does_not_match() -> None:
 def test_namespace_restricts_matching() -> None:
     assert not selector_matches(keyed_pod_selector("c", "other"), pod("p", "c", "ns"))
     assert selector_matches(keyed_pod_selector("c", None), pod("p", "c", "ns"))
+
+
+def test_a_namespace_set_limits_an_all_namespaces_selector() -> None:
+    listed = replace(keyed_pod_selector("c", None), namespaces=frozenset({"team-a", "team-b"}))
+    assert selector_matches(listed, pod("p", "c", "team-b"))
+    assert not selector_matches(listed, pod("p", "c", "ns"))
+    # One named namespace wins over the set (the set only narrows "every namespace").
+    one = replace(keyed_pod_selector("c", "ns"), namespaces=frozenset({"team-a"}))
+    assert selector_matches(one, pod("p", "c", "ns"))
+    assert hash(listed) != hash(keyed_pod_selector("c", None))
+    index = PodIndex([pod("a", "c", "team-a"), pod("x", "c", "ns")])
+    assert [p.name for p in index.matching(listed)] == ["a"]
 
 
 def test_index_finds_the_same_pods_as_a_scan() -> None:
