@@ -316,7 +316,6 @@ class DiscoveryService:
         self._retry = _Retry()
         self._retry_handle: asyncio.TimerHandle | None = None
         self._snapshot_seen_at: dict[int, float] = {}
-        self._snapshot_block_time: dict[int, float | None] = {}
         # What the last rounds did (to write and log only differences).
         self._applied_lb: Any = None
         self._lb_outcomes: dict[str, str | None] = {}
@@ -436,9 +435,6 @@ class DiscoveryService:
     async def _follow_chain(self) -> None:
         async for snapshot in self.monitor.subscribe():
             self._snapshot_seen_at.setdefault(snapshot.height, self.clock())
-            self._snapshot_block_time.setdefault(
-                snapshot.height, self.monitor.block_time(snapshot.height)
-            )
             self.wake("chain")
 
     async def _timer(self) -> None:
@@ -582,9 +578,6 @@ class DiscoveryService:
         self._snapshot_seen_at = {
             h: t for h, t in self._snapshot_seen_at.items() if h > snapshot.height
         }
-        self._snapshot_block_time = {
-            h: t for h, t in self._snapshot_block_time.items() if h > snapshot.height
-        }
         return clean
 
     def _count(self, resource: str, writes: int, verb: str = "write") -> None:
@@ -675,7 +668,8 @@ class DiscoveryService:
             self.metrics.publication_latency.observe(
                 publication_latency(
                     self.wall_clock(),
-                    self._snapshot_block_time.get(height),
+                    # Looked up now: the header may have come after the snapshot.
+                    self.monitor.block_time(height),
                     self.clock() - seen,
                 )
             )
