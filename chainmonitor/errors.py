@@ -125,6 +125,7 @@ class TxNotCommitted(PublishError):
 
     transient = True
 
-    def __init__(self, tx_hash: str, waited: float) -> None:
+    def __init__(self, tx_hash: str, waited: float, why: str = "") -> None:
         self.tx_hash = tx_hash
-        super().__init__(f"tx {tx_hash} not committed after {waited:.0f}s")
+        reason = f": {why}" if why else ""
+        super().__init__(f"tx {tx_hash} not committed after {waited:.0f}s{reason}")

@@ -236,7 +236,13 @@ class EndpointPublisher:
         if mode == "grantee":
             msg = exec_msg(signer, msg)
         tx_hash = self._broadcast(msg, prefix)
-        height = self._wait_for_commit(tx_hash)
+        started = time.monotonic()
+        try:
+            height = self._wait_for_commit(tx_hash)
+        except ChainUnavailable as e:
+            # Broadcast already: sending again through another node would only be
+            # refused (same sequence). Not knowing is not failing; the caller re-reads.
+            raise TxNotCommitted(tx_hash, time.monotonic() - started, str(e)) from e
         return PublishOutcome(True, operator, signer, mode, details, tx_hash, height)
 
     def _broadcast(self, msg: Any, prefix: str) -> str:

@@ -89,3 +89,37 @@ def test_chain_failures_are_classified(text: str, kind: type[PublishError]) -> N
     error = classify_failure(text, "ABC")
     assert isinstance(error, kind)
     assert not error.transient
+
+
+def test_a_node_lost_after_broadcast_is_reported_as_not_committed_not_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Failing over after a broadcast would sign the same sequence again: the error must not
+    look like an unreachable node (which the service answers by trying the next one)."""
+    from chainmonitor.errors import ChainUnavailable, TxNotCommitted
+    from chainmonitor.publish import ChainConnection, EndpointPublisher
+    from chainmonitor.types import Description
+
+    key = SigningKey("test", PrivateKey(bytes(range(1, 33))))
+    publisher = EndpointPublisher(ChainConnection("127.0.0.1:1"), key)
+    sent: list[object] = []
+    monkeypatch.setattr(
+        publisher, "current_description", lambda _op: Description("m", "", "", "", "")
+    )
+
+    def broadcast(msg: object, _prefix: str) -> str:
+        sent.append(msg)
+        return "ABCD"
+
+    monkeypatch.setattr(publisher, "_broadcast", broadcast)
+
+    def node_gone(tx_hash: str) -> int:
+        raise ChainUnavailable(f"waiting for tx {tx_hash}: connection refused")
+
+    monkeypatch.setattr(publisher, "_wait_for_commit", node_gone)
+    with pytest.raises(TxNotCommitted) as info:
+        publisher.publish_details(operator_of(key), lambda _d: "p2p=198.51.100.1")
+    assert not isinstance(info.value, ChainUnavailable)
+    assert info.value.tx_hash == "ABCD"
+    assert "connection refused" in str(info.value)
+    assert len(sent) == 1
