@@ -150,7 +150,7 @@ deploy_provider_node() {
     kctl "$c" -n "$NAMESPACE" create configmap provider-genesis --dry-run=client -o yaml \
       --from-file=genesis.json="$STATE_DIR/provider/genesis.json"
     echo ---
-    # For the consumer node workloads (mounted as their config/node_key.json).
+    # For the consumer node workloads, to mount as their config/node_key.json.
     kctl "$c" -n "$CONSUMER_NAMESPACE" create secret generic consumer-node-key \
       --dry-run=client -o yaml --from-file=node_key.json="$node_key"
   } | kctl "$c" apply -f -

@@ -73,7 +73,14 @@ def test_default_values_install_and_pass_restricted_pod_security(
     chart_releases: ChartReleases, kube: client.ApiClient, namespace: str
 ) -> None:
     label(kube, namespace, RESTRICTED)
-    # The defaults name the consumer namespace `consumers`, which must exist first.
+    # The defaults name the consumer namespace `consumers`, which must exist first
+    # (this is the one test that uses that fixed name; wait out an earlier deletion).
+    core = client.CoreV1Api(kube)
+    wait_for(
+        "no namespace named consumers",
+        lambda: "consumers" not in {n.metadata.name for n in core.list_namespace().items},
+        timeout=60,
+    )
     with pytest.raises(HelmFailed) as missing:
         chart_releases.install(values(**BASE))
     assert 'namespaces "consumers" not found' in missing.value.stderr

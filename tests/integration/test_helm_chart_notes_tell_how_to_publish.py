@@ -39,6 +39,7 @@ def test_notes_follow_the_values(
     assert "provider.operatorAddress" in bare
     assert f"kubectl -n {namespace} get service p2p-loadbalancer" in bare
     assert "ics-discovery endpoint publish --host ADDRESS" in bare
+    assert "--node-id NODE_ID" in bare
     assert "--key-file" in bare
 
     configured = {

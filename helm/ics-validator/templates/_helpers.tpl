@@ -71,7 +71,6 @@ app.kubernetes.io/part-of: ics-peer-discovery
 {{- end }}
 {{- end }}
 
-{{/* "true" when some chain is notified by rolling its workload. */}}
 {{/* The Secret the consumer node keys are derived from; empty: none. */}}
 {{- define "ics-validator.nodeKeySecret" -}}
 {{- if .Values.nodeKey.existingSecret }}
@@ -85,6 +84,7 @@ app.kubernetes.io/part-of: ics-peer-discovery
 {{- ternary .Values.nodeKey.existingSecretKey "secret" (not (empty .Values.nodeKey.existingSecret)) }}
 {{- end }}
 
+{{/* "true" when some chain is notified by rolling its workload. */}}
 {{- define "ics-validator.restartsWorkloads" -}}
 {{- $restart := eq .Values.consumers.notify "restart" }}
 {{- range $chain, $mode := .Values.consumers.notifyModes }}
@@ -119,8 +119,8 @@ RBAC rules by namespace, derived from the Kubernetes requests the service makes:
 - lbmanager.endpointslice_control: get, list, create, update, delete EndpointSlices;
 - lbmanager.leader: create the Lease, get + update the named Lease;
 - lbmanager.pods: list + watch pods (one namespace, or all: then a ClusterRole);
-- discovery.service: list peers ConfigMaps where consumer pods may be (all namespaces
-  when consumers.namespace is empty: the ClusterRole) to delete stale ones;
+- discovery.service: list peers ConfigMaps in consumers.namespace or each of
+  consumers.peersNamespaces (by label) to delete stale ones;
 - discovery.publish: get, list, create, update, delete peers ConfigMaps, and
   list, get, update Deployments/StatefulSets when a chain is notified by restart.
 */}}
