@@ -259,13 +259,13 @@ def test_a_chain_that_demands_fees_refuses_too_little_and_takes_enough(
         key_hex = export_key_hex(chain, v)
         key_file = write_key_file(tmp_path, "operator.key", key_hex)
         address = host()
-        balance = stake_balance(chain, v.account)
+        balance = chain.stake_balance(v.account)
 
         free = publish(chain, "--host", address, "--key-file", str(key_file))
         assert free.returncode == 1
         assert "insufficient fee" in free.stderr.lower()
         assert "p2p=" not in description(chain, v)["details"]
-        assert stake_balance(chain, v.account) == balance
+        assert chain.stake_balance(v.account) == balance
 
         low = publish(chain, "--host", address, "--key-file", str(key_file), "--gas-price", "0.001")
         assert low.returncode == 1
@@ -286,13 +286,8 @@ def test_a_chain_that_demands_fees_refuses_too_little_and_takes_enough(
         )
         assert paid["sent"] is True
         assert description(chain, v)["details"].endswith(f"p2p={address}")
-        fee = balance - stake_balance(chain, v.account)
+        fee = balance - chain.stake_balance(v.account)
         # At least the node's price for the gas the edit used (tens of thousands of units).
         assert fee >= 100, fee
         for done in (free, low):
             assert key_hex not in done.stdout + done.stderr
-
-
-def stake_balance(chain: ProviderChain, account: str) -> int:
-    doc = chain.rest_get(f"/cosmos/bank/v1beta1/balances/{account}/by_denom", {"denom": "stake"})
-    return int(doc["balance"]["amount"])

@@ -48,10 +48,7 @@ async def test_a_new_loadbalancer_address_is_published_and_followed(
     alice, bob, _ = clusters
     chain = alice.chain
     chain_id = f"own-{secrets.token_hex(3)}-1"
-    await publish_endpoints(clusters)
-    key_file = write_key_file(
-        tmp_path, "alice.key", await asyncio.to_thread(export_key_hex, chain, alice.validator)
-    )
+    key_file = await endpoints_published_and_key_of(alice, clusters, tmp_path)
     consumer_id = await asyncio.to_thread(chain.launch_consumer, chain_id, [0, 1, 2])
     try:
         async with (
@@ -86,12 +83,13 @@ async def test_a_new_loadbalancer_address_is_published_and_followed(
         await asyncio.to_thread(chain.remove_consumer, 0, consumer_id)
 
 
-def stake_balance(cluster: Cluster) -> int:
-    doc = cluster.chain.rest_get(
-        f"/cosmos/bank/v1beta1/balances/{cluster.validator.account}/by_denom",
-        {"denom": "stake"},
-    )
-    return int(doc["balance"]["amount"])
+async def endpoints_published_and_key_of(
+    cluster: Cluster, clusters: list[Cluster], folder: Path
+) -> Path:
+    """Every validator's usual endpoint on chain; `cluster`'s operator key in a 0600 file."""
+    await publish_endpoints(clusters)
+    key_hex = await asyncio.to_thread(export_key_hex, cluster.chain, cluster.validator)
+    return write_key_file(folder, f"{cluster.name}.key", key_hex)
 
 
 async def test_node_id_from_the_secret_is_published_through_a_live_endpoint_with_fees(
@@ -100,16 +98,13 @@ async def test_node_id_from_the_secret_is_published_through_a_live_endpoint_with
     """The derived node ID goes on chain; a dead first gRPC endpoint is skipped; the fee is paid."""
     alice = clusters[0]
     chain = alice.chain
-    await publish_endpoints(clusters)
-    key_file = write_key_file(
-        tmp_path, "alice.key", await asyncio.to_thread(export_key_hex, chain, alice.validator)
-    )
+    key_file = await endpoints_published_and_key_of(alice, clusters, tmp_path)
     secret = secrets.token_hex(32)
     monkeypatch.setenv("ALICE_NODE_SECRET", secret)
     derived = derive_node_key(secret.encode()).node_id
     assert derived != alice.node_id
     (dead_port,) = free_ports(1)
-    before = await asyncio.to_thread(stake_balance, alice)
+    before = await asyncio.to_thread(chain.stake_balance, alice.validator.account)
     new_ip = "198.51.100.124"
     try:
         async with running_service(
@@ -129,7 +124,7 @@ async def test_node_id_from_the_secret_is_published_through_a_live_endpoint_with
 
             details = await eventually(published, "alice's address and derived node ID on chain")
             assert details == f"Validator alice p2p={new_ip} node={derived}"
-        paid = before - await asyncio.to_thread(stake_balance, alice)
+        paid = before - await asyncio.to_thread(chain.stake_balance, alice.validator.account)
         # Gas of one MsgEditValidator is tens of thousands of units: at 0.01 a unit, a
         # fee of some hundreds of stake, and nothing else moved alice's balance.
         assert 100 <= paid <= 10_000, paid
@@ -142,10 +137,7 @@ async def test_a_granter_setting_that_contradicts_the_key_sends_nothing(
 ) -> None:
     alice = clusters[0]
     chain = alice.chain
-    await publish_endpoints(clusters)
-    key_file = write_key_file(
-        tmp_path, "alice.key", await asyncio.to_thread(export_key_hex, chain, alice.validator)
-    )
+    key_file = await endpoints_published_and_key_of(alice, clusters, tmp_path)
     granter = bech32_encode("cosmos", bech32_decode(alice.validator.operator)[1])
     before = chain.staking_validator(alice.validator.operator)["description"]["details"]
     caplog.set_level(logging.WARNING, logger="discovery.service")

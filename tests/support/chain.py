@@ -642,6 +642,11 @@ class ProviderChain:
             url += "?" + urllib.parse.urlencode(params)
         return _get_json(url)
 
+    def stake_balance(self, account: str) -> int:
+        """The account's balance in the chain's staking denomination."""
+        doc = self.rest_get(f"/cosmos/bank/v1beta1/balances/{account}/by_denom", {"denom": DENOM})
+        return int(doc["balance"]["amount"])
+
     def rpc_get(self, method: str, node: ProviderNode | int | None = None, **params: str) -> Any:
         url = f"{self.node(node).rpc_url}/{method}"
         if params:
