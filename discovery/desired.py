@@ -110,12 +110,6 @@ class ExposurePolicy:
             notify_modes=dict(settings.notify_modes),
         )
 
-    def writes_peers_in(self, namespace: str) -> bool:
-        """Whether a peers ConfigMap may go to `namespace` (where a consumer pod runs)."""
-        if self.consumer_namespace is not None:
-            return namespace == self.consumer_namespace
-        return not self.peers_namespaces or namespace in self.peers_namespaces
-
     def notify_mode(self, chain_id: str) -> NotifyMode:
         return self.notify_modes.get(chain_id, self.notify_default)
 
@@ -422,8 +416,9 @@ def _desired_chain(
         namespaces: list[str] = [policy.consumer_namespace]
     else:
         found = sorted(set(pod_namespaces.get(ref.chain_id, ())))
-        namespaces = [n for n in found if policy.writes_peers_in(n)]
-        outside = [n for n in found if not policy.writes_peers_in(n)]
+        # Served namespaces are the chain's pod selector's: the same rule routes traffic.
+        namespaces = [n for n in found if exposure.pods.allows_namespace(n)]
+        outside = [n for n in found if not exposure.pods.allows_namespace(n)]
     configmaps: list[PeersConfigMap] = []
     problem = ""
     if outside:

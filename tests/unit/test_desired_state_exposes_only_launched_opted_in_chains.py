@@ -183,11 +183,11 @@ def test_peers_namespaces_bound_where_configmaps_go_and_say_which_pods_are_outsi
     assert only_outside.configmaps() == ()
     # Nothing was written for the chain, so none of its existing ConfigMaps may go.
     assert only_outside.held_configmap_names() == {peers_configmap_name("c")}
-    assert listed.writes_peers_in("z-ns")
-    assert not listed.writes_peers_in("b-ns")
-    assert ExposurePolicy().writes_peers_in("b-ns")
-    assert NS.writes_peers_in("consumers")
-    assert not NS.writes_peers_in("a-ns")
+    assert listed.pod_selector("c").allows_namespace("z-ns")
+    assert not listed.pod_selector("c").allows_namespace("b-ns")
+    assert ExposurePolicy().pod_selector("c").allows_namespace("b-ns")
+    assert NS.pod_selector("c").allows_namespace("consumers")
+    assert not NS.pod_selector("c").allows_namespace("a-ns")
 
 
 def test_relaunched_chain_id_exposes_only_the_newest_consumer() -> None:
