@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -95,6 +96,12 @@ def normalize_secret(raw: bytes) -> bytes:
     if raw.endswith(b"\n"):
         return raw[:-1]
     return raw
+
+
+def secret_from_environment(value: str) -> bytes:
+    """A secret from an environment variable: its bytes exactly as set (`os.fsencode`
+    undoes the surrogate escapes of non-UTF-8 bytes), read like a secret file."""
+    return normalize_secret(os.fsencode(value))
 
 
 def derive_node_key(secret: bytes, chain_id: str | None = None) -> NodeKey:

@@ -42,7 +42,7 @@ from discovery.desired import DesiredChain, DesiredCluster, ExposurePolicy, desi
 from discovery.errors import DiscoveryError
 from discovery.logs import configure_logging
 from discovery.metrics import Check, MetricsServer, ServiceMetrics
-from discovery.nodekey import derive_node_key, normalize_secret
+from discovery.nodekey import derive_node_key, secret_from_environment
 from discovery.notify import DialOutcome, NotifyError, PeerDialer
 from discovery.own_endpoint import IngressWatch, endpoint_update
 from discovery.publish import (
@@ -91,8 +91,8 @@ class PartEnded(DiscoveryError):
 def chain_queries(settings: Settings) -> ChainQueries:
     """Provider queries: every gRPC endpoint, then every REST one, in failover order."""
     sources: list[ChainQueries] = []
-    for url in settings.provider_grpc_urls:
-        sources.append(GrpcQueries(f"grpcs://{url}" if settings.provider_grpc_tls else url))
+    for target in settings.grpc_targets():
+        sources.append(GrpcQueries(target))
     for url in settings.provider_rest_urls:
         sources.append(RestQueries(url))
     if not sources:
@@ -127,9 +127,7 @@ def own_node_id(settings: Settings, environ: Mapping[str, str]) -> NodeId | None
     if settings.publish_node_id is not None:
         return NodeId(settings.publish_node_id)
     if settings.node_key_secret_env:
-        # The variable's bytes exactly as the kubelet set them (os.fsencode undoes the
-        # surrogate escapes of non-UTF-8 bytes), read like `nodekey derive --secret-file`.
-        secret = normalize_secret(os.fsencode(environ.get(settings.node_key_secret_env, "")))
+        secret = secret_from_environment(environ.get(settings.node_key_secret_env, ""))
         try:
             return derive_node_key(secret).node_id
         except DiscoveryError as e:
@@ -141,15 +139,14 @@ def publish_connections(settings: Settings) -> list[ChainConnection]:
     """How to reach each provider gRPC endpoint to sign through, in the configured order."""
     from chainmonitor.publish import ChainConnection  # cosmpy: imported only when publishing
 
-    scheme = "grpcs" if settings.provider_grpc_tls else "grpc"
     return [
         ChainConnection(
-            grpc_url=f"{scheme}://{url}",
+            grpc_url=target,
             fee_denom=settings.publish_fee_denom,
             gas_price=settings.publish_gas_price,
             gas_adjustment=settings.publish_gas_adjustment,
         )
-        for url in settings.provider_grpc_urls
+        for target in settings.grpc_targets()
     ]
 
 

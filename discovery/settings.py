@@ -48,7 +48,7 @@ from chainmonitor.addresses import bech32_decode, parse_operator
 from chainmonitor.errors import ChainMonitorError
 from discovery.endpoints import EndpointPolicy
 from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
-from discovery.nodekey import MIN_SECRET_BYTES, normalize_secret
+from discovery.nodekey import MIN_SECRET_BYTES, secret_from_environment
 from discovery.ports import PortScheme
 from discovery.types import parse_chain_id, parse_node_id
 
@@ -643,6 +643,12 @@ class Settings(BaseSettings):
 
     # --- derived values ----------------------------------------------------
 
+    def grpc_targets(self) -> list[str]:
+        """The provider gRPC endpoints as clients take them: `grpcs://host:port` with TLS."""
+        if self.provider_grpc_tls:
+            return [f"grpcs://{url}" for url in self.provider_grpc_urls]
+        return list(self.provider_grpc_urls)
+
     def websocket_urls(self) -> list[str]:
         """The WebSocket endpoints: explicit ones, else each RPC URL + /websocket."""
         if self.provider_websocket_urls:
@@ -844,7 +850,7 @@ def check_files(s: Settings, environ: Mapping[str, str] | None = None) -> None:
                         f"environment variable {s.node_key_secret_env} is not set",
                     )
                 )
-            elif len(normalize_secret(os.fsencode(secret))) < MIN_SECRET_BYTES:
+            elif len(secret_from_environment(secret)) < MIN_SECRET_BYTES:
                 problems.append(
                     SettingProblem(
                         "node_key_secret_env",

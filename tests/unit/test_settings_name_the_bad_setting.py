@@ -235,6 +235,10 @@ def test_publication_fees_node_id_and_granter_are_checked(
     assert (s.publish_fee_denom, s.publish_gas_price) == ("uatom", 0.005)
     assert s.publish_node_id == "ab" * 20
     assert s.publish_authz_granter == ACCOUNT
+    assert s.grpc_targets() == ["127.0.0.1:9090"]
+    monkeypatch.setenv(ENV_PREFIX + "PROVIDER_GRPC_TLS", "true")
+    assert load_settings().grpc_targets() == ["grpcs://127.0.0.1:9090"]
+    monkeypatch.delenv(ENV_PREFIX + "PROVIDER_GRPC_TLS")
 
     monkeypatch.setenv(ENV_PREFIX + "PUBLISH_FEE_DENOM", "1atom")
     monkeypatch.setenv(ENV_PREFIX + "PUBLISH_GAS_PRICE", "-1")
