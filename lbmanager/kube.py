@@ -41,6 +41,16 @@ WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _AUTH: Final = ["BearerToken"]
 
 
+def conflict_pause(attempt: int, *, base: float = 0.01, cap: float = 0.5) -> None:
+    """Sleep before re-reading after the `attempt`-th (0-based) write conflict.
+
+    Conflicts come from other writers (often a controller updating status in a
+    burst); re-reading at once can lose to the same burst again. Blocking: call
+    from a worker thread, never from the event loop.
+    """
+    time.sleep(min(base * 2**attempt, cap))
+
+
 def services_path(namespace: str, name: str | None = None) -> str:
     base = f"/api/v1/namespaces/{quote(namespace, safe='')}/services"
     return base if name is None else f"{base}/{quote(name, safe='')}"

@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -53,7 +52,7 @@ from .errors import (
     KubernetesConflict,
     LbManagerError,
 )
-from .kube import KubeRest
+from .kube import KubeRest, conflict_pause
 from .pods import (
     PodChange,
     PodIndex,
@@ -139,7 +138,7 @@ class LoadBalancerReconciler:
                     log.debug(
                         "Service conflict, re-reading (attempt %d): %s", attempt + 1, conflict
                     )
-                    time.sleep(min(0.01 * 2**attempt, 0.5))
+                    conflict_pause(attempt)
                     continue
                 break
             else:
