@@ -9,7 +9,8 @@ subscription ("internal subscription event buffer is out of capacity").
 The node sends that notice without waiting and drops it if the connection's
 write buffer is still full, and then keeps the dead query on its books, so
 the client has three ways to find out, each tested here to end in the same
-place (state right, edits arriving as events again):
+place (state right, edits arriving as events again; which way wins a given run
+depends on timing, and the unit tests of the session pin each one down):
 - the notice arrives: unsubscribe, subscribe again, resync, same connection;
 - the lag check: block headers arrive much later than before, so reconnect;
 - neither: the periodic resync finds an edit no event reported, so reconnect.
@@ -106,8 +107,12 @@ async def test_cancelled_subscription_is_recovered_and_the_state_resynced(
             await snapshot_where(monitor, lambda s: details_of(s, validator) == probe)
             s = monitor.counters.stream
             if lag_check:
-                assert s.fell_behind + s.block_gaps >= 1, f"{stall:.1f}s stall unnoticed: {s}"
-                assert s.reconnects >= 1
+                # Late headers, or (when the node's notice got through before them) the
+                # cancellation notice: which one comes first depends on timing.
+                late = s.fell_behind + s.block_gaps
+                assert late + s.cancellations >= 1, f"{stall:.1f}s stall unnoticed: {s}"
+                if late:
+                    assert s.reconnects >= 1, f"fell behind without reconnecting: {s}"
             elif probe_tx.txhash.upper() not in events:
                 # The node dropped the subscription and its notice: the timer's
                 # resync found the edit, which must make the stream reconnect.
