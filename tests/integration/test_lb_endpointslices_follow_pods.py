@@ -63,11 +63,21 @@ def _endpoints(
     ]
 
 
+def _holds(check: Callable[[], bool]) -> bool:
+    """`check`, where an object it reads that does not exist yet means "not yet"."""
+    try:
+        return check()
+    except client.ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+
+
 async def eventually(what: str, check: Callable[[], bool], limit: float = 10.0) -> float:
     """Seconds until `check` holds (polled without blocking the event loop)."""
     t0 = time.monotonic()
     while True:
-        if await asyncio.to_thread(check):
+        if await asyncio.to_thread(_holds, check):
             return time.monotonic() - t0
         if time.monotonic() - t0 > limit:
             raise AssertionError(f"not within {limit}s: {what}")

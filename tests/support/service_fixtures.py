@@ -237,11 +237,20 @@ async def eventually(
     interval: float = 0.2,
     in_thread: bool = True,
 ) -> T:
-    """The first truthy result of `check`, polled (in a thread when it does blocking reads)."""
+    """The first truthy result of `check`, polled (in a thread when it does blocking reads).
+
+    A Kubernetes object that `check` reads and that does not exist yet (404) means
+    "not yet", not a failure: the thing waited for is often what creates it.
+    """
     deadline = time.monotonic() + within
     last: T | None = None
     while True:
-        last = await asyncio.to_thread(check) if in_thread else check()
+        try:
+            last = await asyncio.to_thread(check) if in_thread else check()
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            last = None
         if last:
             return last
         if time.monotonic() > deadline:
