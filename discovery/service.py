@@ -287,7 +287,9 @@ class DiscoveryService:
                 settings.grpc_tls_key_file,
                 settings.grpc_tls_client_ca_file,
             )
-        self.api = ApiServer(self.store, settings.grpc_listen, tls=tls)
+        self.api = ApiServer(
+            self.store, settings.grpc_listen, tls=tls, reflection=settings.grpc_reflection
+        )
         self.http = MetricsServer(
             self.metrics, settings.metrics_listen, live=self._live, ready=self._ready
         )
