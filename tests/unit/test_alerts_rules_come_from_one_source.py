@@ -81,3 +81,43 @@ def test_rules_and_dashboard_are_off_by_default() -> None:
     )
     assert [o for o in objects if o["kind"] == "PrometheusRule"] == []
     assert [o for o in objects if o["metadata"].get("labels", {}).get("grafana_dashboard")] == []
+
+
+@pytest.mark.helm
+def test_dashboard_configmap_carries_the_json_with_the_sidecar_label() -> None:
+    import json
+
+    objects = template(
+        values(
+            **{
+                "provider.operatorAddress": "cosmosvaloper1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnxz90a2",
+                "provider.rpcUrls": ["http://provider:26657"],
+                "metrics.grafanaDashboard.enabled": True,
+                "metrics.grafanaDashboard.labels": {"team": "validators"},
+            }
+        )
+    )
+    [cm] = [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard")
+    ]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["labels"]["team"] == "validators"
+    dashboard = json.loads(cm["data"]["ics-discovery.json"])
+    source = json.loads((REPO / "helm/ics-validator/files/dashboard.json").read_text())
+    assert dashboard == source
+    titles = {p["title"] for p in dashboard["panels"]}
+    for wanted in (
+        "Exposure per chain",
+        "Peers per chain",
+        "Left out of peers, by reason",
+        "Kubernetes writes",
+        "Leadership",
+    ):
+        assert wanted in titles
+    assert any(
+        "publication_latency" in t["expr"]
+        for p in dashboard["panels"]
+        for t in p.get("targets", [])
+    )
