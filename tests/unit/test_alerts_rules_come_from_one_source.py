@@ -121,3 +121,18 @@ def test_dashboard_configmap_carries_the_json_with_the_sidecar_label() -> None:
         for p in dashboard["panels"]
         for t in p.get("targets", [])
     )
+
+
+def test_every_alert_has_a_runbook_entry_where_its_annotation_points() -> None:
+    docs = yaml.safe_load((REPO / "docs/alerts.rules.yaml").read_text())
+    headings = {
+        line.removeprefix("### ").strip().lower()
+        for line in (REPO / "docs/operations.md").read_text().splitlines()
+        if line.startswith("### ")
+    }
+    for group in docs["groups"]:
+        for rule in group["rules"]:
+            page, _, anchor = rule["annotations"]["runbook"].partition("#")
+            assert page == "docs/operations.md"
+            assert anchor == rule["alert"].lower()
+            assert anchor in headings, rule["alert"]
