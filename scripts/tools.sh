@@ -20,6 +20,7 @@ KUBE_VERSION=1.33.13
 ETCD_VERSION=3.5.21
 HELM_VERSION=3.17.4
 ICS_VERSION=7.0.1
+GRPCURL_VERSION=1.9.3
 SHELLCHECK_MIN=0.8.0
 PROMETHEUS_MIN=2.37.0
 
@@ -79,6 +80,13 @@ build_helm() {
   GOBIN="$OUT" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath \
     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+}
+
+# grpcurl: a generic gRPC client, to check server reflection as operators use it.
+build_grpcurl() {
+  GOBIN="$OUT" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath \
+    -ldflags "-s -w -X main.version=v$GRPCURL_VERSION" \
+    "github.com/fullstorydev/grpcurl/cmd/grpcurl@v$GRPCURL_VERSION"
 }
 
 build_ics() {
@@ -158,6 +166,7 @@ component() {
     etcd) e=$(key etcd "$ETCD_VERSION" tools/etcd); build "$e" build_etcd; link "$e" etcd ;;
     helm) e=$(key helm "$HELM_VERSION"); build "$e" build_helm; link "$e" helm ;;
     ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
+    grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
     shellcheck) install_shellcheck ;;
     prometheus) install_prometheus ;;
     *) log "unknown component: $1"; exit 2 ;;
@@ -167,5 +176,5 @@ component() {
 if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
 mkdir -p "$cache"
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics shellcheck prometheus)
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl shellcheck prometheus)
 for c in "${components[@]}"; do component "$c"; done

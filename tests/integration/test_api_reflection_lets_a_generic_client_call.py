@@ -11,6 +11,8 @@ The blocking reflection client runs in a thread; the server is the real
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +26,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from discovery.api import SERVICE_NAME, ApiServer
 from discovery.state import StateStore
 from tests.support.discovery_states import build_state
+from tests.support.procs import tool
 
 HEALTH = "grpc.health.v1.Health"
 REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
@@ -106,3 +109,43 @@ async def test_with_reflection_off_the_server_refuses_it(silent: ApiServer) -> N
     with pytest.raises(grpc.RpcError) as exc:
         await asyncio.to_thread(_list_and_describe, silent.port)
     assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def _grpcurl(
+    port: int, *args: str, flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """`grpcurl -plaintext [flags] ADDRESS args...` (list, describe SYMBOL, or METHOD)."""
+    return subprocess.run(
+        [str(tool("grpcurl")), "-plaintext", *flags, f"127.0.0.1:{port}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_grpcurl_lists_describes_and_calls_without_proto_files(
+    reflecting: ApiServer,
+) -> None:
+    port = reflecting.port
+    listed = await asyncio.to_thread(_grpcurl, port, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == sorted([SERVICE_NAME, HEALTH, REFLECTION])
+    described = await asyncio.to_thread(_grpcurl, port, "describe", SERVICE_NAME)
+    assert described.returncode == 0, described.stderr
+    assert "rpc WatchPeers ( .ics.discovery.v1.WatchPeersRequest ) returns ( stream" in (
+        described.stdout
+    )
+    called = await asyncio.to_thread(
+        _grpcurl, port, f"{SERVICE_NAME}/GetPeers", flags=("-d", '{"chain_id": "consumer-a"}')
+    )
+    assert called.returncode == 0, called.stderr
+    answer = json.loads(called.stdout)
+    assert answer["peers"]["chain_id"] == "consumer-a"
+    assert answer["peers"]["persistent_peers"].count("@") == 2
+
+
+async def test_grpcurl_is_told_reflection_is_off(silent: ApiServer) -> None:
+    listed = await asyncio.to_thread(_grpcurl, silent.port, "list")
+    assert listed.returncode != 0
+    assert "does not support the reflection API" in listed.stderr
