@@ -293,6 +293,9 @@ async def test_alerts_fire_on_faults_and_resolve_and_the_dashboard_queries_answe
                         and prom.query(f"{ready_pod} == 1")
                     ),
                 )
+                # One replica without leader election: it leads, and took the lead once.
+                assert prom.query("ics_discovery_leader == 1")
+                assert prom.query("ics_discovery_leadership_changes_total == 1")
                 assert prom.alerts("IcsDiscoveryProviderStreamDown") == []
                 assert prom.alerts("IcsDiscoveryConsumerPodNotReady") == []
                 assert prom.alerts("IcsDiscoveryOwnEndpointDiffers") == []
