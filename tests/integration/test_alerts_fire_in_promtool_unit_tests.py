@@ -147,23 +147,30 @@ CASES = [
     Case(
         "IcsDiscoveryEndpointPublishingFailing",
         {
-            _sel("ics_discovery_endpoint_publications_total", outcome="failed"): "0x5 1x40",
-            _sel("ics_discovery_endpoint_publications_total", outcome="sent"): "0+1x45",
+            # Failing at every retry since 6m: pending from then, firing after 10m.
+            _sel("ics_discovery_endpoint_publications_total", outcome="failed"): "0x5 1+1x40",
+            # Another replica failed once, and its retry worked: no alert.
+            _sel(
+                "ics_discovery_endpoint_publications_total",
+                outcome="failed",
+                instance="10.0.0.6:9401",
+            ): "0x5 1x40",
         },
-        quiet_at="8m",
-        fires_at="15m",
+        quiet_at="14m",
+        fires_at="20m",
         expected=[{**JOB, "outcome": "failed"}],
     ),
     Case(
         "IcsDiscoveryKubernetesWritesFailing",
         {
             _sel("ics_discovery_kubernetes_write_errors_total", resource="configmaps"): (
-                "0x5 1 2 3x25"
+                "0x5 1+1x25"
             ),
-            _sel("ics_discovery_reconcile_errors_total", kind="transient"): "0x30",
+            # One failed reconcile, retried with success: no alert.
+            _sel("ics_discovery_reconcile_errors_total", kind="transient"): "0x5 1x25",
         },
-        quiet_at="5m",
-        fires_at="15m",
+        quiet_at="14m",
+        fires_at="20m",
         expected=[{**JOB, "resource": "configmaps"}],
     ),
     Case(
@@ -195,14 +202,14 @@ CASES = [
         {
             _sel(
                 "ics_discovery_consumer_notifications_total", **A, mode="dial", outcome="failed"
-            ): "0x5 1x25",
+            ): "0x5 1+1x25",
             # A node catching up is not a failure.
             _sel(
                 "ics_discovery_consumer_notifications_total", **B, mode="dial", outcome="waiting"
             ): "0+1x30",
         },
-        quiet_at="5m",
-        fires_at="15m",
+        quiet_at="14m",
+        fires_at="20m",
         expected=[{**JOB, **A, "mode": "dial", "outcome": "failed"}],
     ),
     Case(
