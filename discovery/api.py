@@ -5,7 +5,9 @@ for its ports, peers and the validator registry it sees, without Kubernetes
 or chain credentials. Every answer is rendered by a pure function from the
 current `DiscoveryState` (so answers are deterministic and testable without a
 server); the server is a thin `grpc.aio` shell around them, plus the standard
-gRPC health service and optional TLS or mutual TLS from certificate files.
+gRPC health service, server reflection (so generic clients such as grpcurl
+list, describe and call it without the .proto files; can be turned off) and
+optional TLS or mutual TLS from certificate files.
 `WatchPeers` streams from the `StateStore`, so it costs nothing while nothing
 changes and a slow reader only ever skips to the latest list.
 """
@@ -20,9 +22,12 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.descriptor import FileDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
 
 from discovery._proto.ics.discovery.v1 import discovery_pb2 as pb
 from discovery.endpoints import EndpointRejection
@@ -334,6 +339,39 @@ def server_credentials(tls: TlsFiles) -> Any:
 # --- the server --------------------------------------------------------------
 
 
+def reflected_services() -> tuple[str, ...]:
+    """The services server reflection lists: Discovery, health and reflection itself."""
+    health = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+    return (SERVICE_NAME, health, reflection.SERVICE_NAME)
+
+
+def reflection_pool() -> descriptor_pool.DescriptorPool:
+    """One pool with every served service's file and its imports, for reflection to answer from.
+
+    The generated API modules live in a private pool and the health and
+    reflection services in protobuf's default one; reflection reads a single
+    pool, so their files are copied (dependencies first) into a new one.
+    """
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(file: FileDescriptor) -> None:
+        if file.name in added:
+            return
+        for dependency in file.dependencies:
+            add(dependency)
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        pool.Add(proto)
+        added.add(file.name)
+
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    for file in (pb.DESCRIPTOR, health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR):
+        add(file)
+    return pool
+
+
 class ApiServer:
     """The gRPC server: the Discovery service and `grpc.health.v1.Health`.
 
@@ -348,10 +386,12 @@ class ApiServer:
         *,
         tls: TlsFiles | None = None,
         credentials: Any = None,
+        reflection: bool = True,
     ) -> None:
         self.store = store
         self.listen = listen
         self.tls = tls
+        self.reflection = reflection
         self._credentials = credentials
         self._server: Any = None
         self._servicer: DiscoveryServicer | None = None
@@ -371,6 +411,10 @@ class ApiServer:
             (grpc.method_handlers_generic_handler(SERVICE_NAME, method_handlers(self._servicer)),)
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        if self.reflection:
+            reflection.enable_server_reflection(
+                reflected_services(), server, pool=reflection_pool()
+            )
         await self._set_health(serving=False)
         try:
             if credentials is None:
@@ -388,7 +432,12 @@ class ApiServer:
         self.port = int(port)
         log.info(
             "gRPC API listening",
-            extra={"address": self.listen, "port": self.port, "tls": self._tls_mode()},
+            extra={
+                "address": self.listen,
+                "port": self.port,
+                "tls": self._tls_mode(),
+                "reflection": self.reflection,
+            },
         )
         return self.port
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from prometheus_client.registry import Collector
 from chainmonitor.monitor import MonitorCounters
 from discovery.endpoints import EndpointRejection, RejectReason
 from discovery.errors import DiscoveryError
+from discovery.opsmetrics import OperationsMetrics
 from discovery.settings import parse_host_port
 from discovery.state import DiscoveryState
 
@@ -184,17 +186,27 @@ class ServiceMetrics:
         )
         self._state = _StateCollector()
         r.register(self._state)
+        # What the shipped alerts and dashboard watch (discovery.opsmetrics).
+        self.ops = OperationsMetrics(r)
         self._counters_seen: dict[str, int] = {}
         for kind in ("transient", "permanent"):
             self.reconcile_errors.labels(kind=kind)
 
-    def observe_counters(self, monitor: MonitorCounters, *, leading: bool) -> None:
+    def observe_counters(
+        self, monitor: MonitorCounters, *, leading: bool, now: float | None = None
+    ) -> None:
         """Copy the chain monitor's running totals into the gauges and counters.
 
         The monitor counts from its start; Prometheus counters only go up, so
         only what grew since the last call is added.
         """
         s = monitor.stream
+        self.ops.observe_progress(
+            event_height=s.last_event_height,
+            resyncs=monitor.resyncs_done,
+            query_failures=monitor.query_failures,
+            now=time.time() if now is None else now,
+        )
         self.websocket_connected.set(1 if s.connected else 0)
         self.last_event_height.set(s.last_event_height)
         self.leader.set(1 if leading else 0)
@@ -216,6 +228,7 @@ class ServiceMetrics:
     def observe_state(self, state: DiscoveryState) -> None:
         """Replace every state-derived gauge at once."""
         self._state.gauges = state_gauges(state)
+        self.ops.observe_state(state)
         self.snapshot_height.set(state.height)
 
     def count_writes(self, resource: str, verb: str, count: int = 1) -> None:

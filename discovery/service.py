@@ -44,6 +44,7 @@ from discovery.logs import configure_logging
 from discovery.metrics import Check, MetricsServer, ServiceMetrics
 from discovery.nodekey import derive_node_key, secret_from_environment
 from discovery.notify import DialOutcome, NotifyError, PeerDialer
+from discovery.opsmetrics import PodCount, own_endpoint_matches
 from discovery.own_endpoint import IngressWatch, endpoint_update
 from discovery.publish import (
     Outcome,
@@ -181,6 +182,21 @@ def observed_state(
     return replace(state, chains=tuple(chains))
 
 
+def pod_counts(
+    desired: DesiredCluster, pods: Mapping[str, Sequence[PodInfo]]
+) -> dict[str, PodCount]:
+    """Ready and all consumer pods in the served namespaces, per exposed chain (0 if none). Pure."""
+    out: dict[str, PodCount] = {}
+    for chain in desired.chains:
+        served = [
+            p
+            for p in pods.get(chain.chain_id, ())
+            if chain.exposure.pods.allows_namespace(p.namespace)
+        ]
+        out[chain.chain_id] = PodCount(ready=sum(1 for p in served if p.ready), total=len(served))
+    return out
+
+
 def _lb_outcomes(report: ReconcileReport) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for c in report.chains:
@@ -287,22 +303,23 @@ class DiscoveryService:
                 settings.grpc_tls_key_file,
                 settings.grpc_tls_client_ca_file,
             )
-        self.api = ApiServer(self.store, settings.grpc_listen, tls=tls)
+        self.api = ApiServer(
+            self.store, settings.grpc_listen, tls=tls, reflection=settings.grpc_reflection
+        )
         self.http = MetricsServer(
             self.metrics, settings.metrics_listen, live=self._live, ready=self._ready
         )
-        self.ingress_watch: IngressWatch | None = None
-        if settings.publish_endpoint:
-            if not settings.provider_grpc_urls:
-                raise ServiceError(
-                    "provider_grpc_urls", "publish_endpoint needs a gRPC endpoint to sign through"
-                )
-            self.ingress_watch = IngressWatch(
-                self.rest,
-                settings.service_namespace,
-                settings.service_name,
-                lambda ingress: self.wake("ingress"),
+        if settings.publish_endpoint and not settings.provider_grpc_urls:
+            raise ServiceError(
+                "provider_grpc_urls", "publish_endpoint needs a gRPC endpoint to sign through"
             )
+        # Watched publishing or not: the metrics compare it with what the chain shows.
+        self.ingress_watch: IngressWatch | None = IngressWatch(
+            self.rest,
+            settings.service_namespace,
+            settings.service_name,
+            lambda ingress: self.wake("ingress"),
+        )
         self.stats = ServiceStats()
 
         self._wake = asyncio.Event()
@@ -448,10 +465,12 @@ class DiscoveryService:
     async def _lead(self) -> None:
         """The leader's own work: follow pods into EndpointSlices (the loop does the rest)."""
         self._leading = True
+        self.metrics.ops.leadership_changes.inc()
         self.wake("leadership")
         try:
             await self.lb.run()
         finally:
+            self.metrics.ops.leadership_changes.inc()
             self._leading = False
             self._applied_lb = None
             self._applied_configmaps.clear()
@@ -550,6 +569,8 @@ class DiscoveryService:
                 report = await self.lb.apply(desired.lb)
                 self._count("loadbalancer", report.writes)
                 self._applied_lb = desired.lb if report.ok else None
+                if not report.ok or report.cleanup_errors:
+                    self.metrics.ops.kubernetes_write_errors.labels(resource="loadbalancer").inc()
                 clean = report.ok
                 self._lb_outcomes = _lb_outcomes(report)
                 for err in report.cleanup_errors:
@@ -565,6 +586,8 @@ class DiscoveryService:
         else:
             outcomes = {}
         state = observed_state(desired.state, outcomes, self._publish_problems)
+        self.metrics.ops.observe_pods(pod_counts(desired, pods) if leading else None)
+        self._observe_own_endpoint(snapshot)
         self._log_changes(desired)
         self._last = desired
         if self.store.publish(state) or self.stats.ready_at is None:
@@ -576,6 +599,14 @@ class DiscoveryService:
             h: t for h, t in self._snapshot_seen_at.items() if h > snapshot.height
         }
         return clean
+
+    def _observe_own_endpoint(self, snapshot: ChainSnapshot) -> None:
+        ours = snapshot.validator(self.operator)
+        ingress = self.ingress_watch.ingress if self.ingress_watch is not None else None
+        details = ours.description.details if ours is not None else None
+        self.metrics.ops.observe_own_endpoint(
+            own_endpoint_matches(ingress, details, self.endpoint_policy, self.own_node_id)
+        )
 
     def _count(self, resource: str, writes: int, verb: str = "write") -> None:
         if writes:
@@ -596,6 +627,7 @@ class DiscoveryService:
                 outcome = await self.configmaps.apply(cm)
             except PublishError as e:
                 clean = False
+                self.metrics.ops.kubernetes_write_errors.labels(resource="configmaps").inc()
                 problems[cm.chain_id] = str(e)
                 self._applied_configmaps.pop(key, None)
                 if self._publish_problems.get(cm.chain_id) != str(e):
@@ -645,6 +677,7 @@ class DiscoveryService:
                 outcome = await self.configmaps.delete(cm.namespace, cm.name)
             except PublishError as e:
                 clean = False
+                self.metrics.ops.kubernetes_write_errors.labels(resource="configmaps").inc()
                 log.warning(
                     "stale peers ConfigMap not deleted",
                     extra={"configmap": f"{cm.namespace}/{cm.name}", "error": str(e)},
@@ -706,9 +739,14 @@ class DiscoveryService:
                     "consumer restart not requested",
                     extra={"chain_id": chain.chain_id, "error": str(e)},
                 )
+                self.metrics.ops.kubernetes_write_errors.labels(resource="workloads").inc()
+                self._notified_metric(chain.chain_id, "restart", "failed")
                 clean = False
                 continue
             self._count("workloads", sum(self.restarts.writes.values()) - before)
+            self._notified_metric(chain.chain_id, "restart", "done", len(report.restarted))
+            self._notified_metric(chain.chain_id, "restart", "refused", len(report.refused))
+            self._notified_metric(chain.chain_id, "restart", "failed", len(report.failed))
             for ref in report.restarted:
                 log.info(
                     "consumer workload restarted for new peers",
@@ -724,6 +762,12 @@ class DiscoveryService:
             else:
                 self._notified[key] = cm.peers_hash
         return clean
+
+    def _notified_metric(self, chain_id: str, mode: str, outcome: str, count: int = 1) -> None:
+        if count:
+            self.metrics.ops.notifications.labels(
+                chain_id=chain_id, mode=mode, outcome=outcome
+            ).inc(count)
 
     async def _dial(self, chain: DesiredChain, pods: Sequence[PodInfo]) -> bool:
         clean = True
@@ -742,9 +786,11 @@ class DiscoveryService:
                         "error": str(e),
                     },
                 )
+                self._notified_metric(chain.chain_id, "dial", "failed")
                 clean = False
                 continue
             if result.outcome is DialOutcome.DIALED:
+                self._notified_metric(chain.chain_id, "dial", "done")
                 self._dialed[pod.uid] = chain.peers_hash
                 log.info(
                     "consumer node dialed its peers",
@@ -756,6 +802,7 @@ class DiscoveryService:
                 )
             elif entries:
                 # Catching up or not answering for this chain: try again later.
+                self._notified_metric(chain.chain_id, "dial", "waiting")
                 clean = False
             else:
                 self._dialed[pod.uid] = chain.peers_hash
@@ -765,7 +812,7 @@ class DiscoveryService:
 
     def _maybe_publish_own_endpoint(self, snapshot: ChainSnapshot) -> None:
         watch = self.ingress_watch
-        if watch is None or watch.ingress is None:
+        if not self.settings.publish_endpoint or watch is None or watch.ingress is None:
             return
         if self._publishing is not None and not self._publishing.done():
             return
@@ -779,6 +826,7 @@ class DiscoveryService:
                 watch.ingress, ours.description.details, self.endpoint_policy, self.own_node_id
             )
         except DiscoveryError as e:
+            self.metrics.ops.endpoint_publications.labels(outcome="failed").inc()
             log.warning("our endpoint cannot be published", extra={"error": str(e)})
             self._publish_retry_at = self.clock() + self.settings.resync_interval
             return
@@ -832,10 +880,12 @@ class DiscoveryService:
                     f" (publish_gas_price is {s.publish_gas_price:g}{s.publish_fee_denom}: "
                     "raise it to the provider nodes' minimum-gas-prices)"
                 )
+            self.metrics.ops.endpoint_publications.labels(outcome="failed").inc()
             log.warning("publishing our endpoint failed", extra={"error": error})
             asyncio.get_running_loop().call_later(delay, self.wake, "ingress")
             return
         if outcome.sent:
+            self.metrics.ops.endpoint_publications.labels(outcome="sent").inc()
             log.info(
                 "published our endpoint on chain",
                 extra={

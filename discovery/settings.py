@@ -414,6 +414,12 @@ class Settings(BaseSettings):
     grpc_tls_client_ca_file: Path | None = _setting(
         "API", "PEM CA bundle: turns on mutual TLS; clients need a certificate it signed.", None
     )
+    grpc_reflection: bool = _setting(
+        "API",
+        "Serve gRPC server reflection, so generic clients (grpcurl) list, describe and call "
+        "the API without the .proto files.",
+        True,
+    )
 
     # operations
     metrics_listen: str = _setting(

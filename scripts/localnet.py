@@ -257,7 +257,16 @@ async def cluster_summary(info: ClusterInfo) -> tuple[bool, str]:
 def print_status(info: ClusterInfo) -> None:
     print(f"\n===== {info.name}: ics-discovery status --address {info.grpc} =====", flush=True)
     subprocess.run(
-        [sys.executable, "-m", "discovery.cli", "status", "--address", info.grpc],
+        [
+            sys.executable,
+            "-m",
+            "discovery.cli",
+            "status",
+            "--address",
+            info.grpc,
+            "--metrics-address",
+            info.metrics,
+        ],
         cwd=REPO,
         check=False,
     )

@@ -8,6 +8,8 @@
 #
 # ShellCheck is not built: it comes from Debian's packages (apt-get), installed
 # only when missing or older than SHELLCHECK_MIN, and linked into the same folder.
+# Prometheus and promtool (alert rule tests) likewise come from Debian's
+# `prometheus` package, installed only when missing or older than PROMETHEUS_MIN.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +20,9 @@ KUBE_VERSION=1.33.13
 ETCD_VERSION=3.5.21
 HELM_VERSION=3.17.4
 ICS_VERSION=7.0.1
+GRPCURL_VERSION=1.9.3
 SHELLCHECK_MIN=0.8.0
+PROMETHEUS_MIN=2.37.0
 
 export GOTOOLCHAIN=local
 export GOFLAGS="-buildvcs=false -mod=readonly"
@@ -78,6 +82,13 @@ build_helm() {
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
 }
 
+# grpcurl: a generic gRPC client, to check server reflection as operators use it.
+build_grpcurl() {
+  GOBIN="$OUT" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath \
+    -ldflags "-s -w -X main.version=v$GRPCURL_VERSION" \
+    "github.com/fullstorydev/grpcurl/cmd/grpcurl@v$GRPCURL_VERSION"
+}
+
 build_ics() {
   local v=github.com/cosmos/cosmos-sdk/version
   (cd "$repo/tools/ics" && go build -trimpath \
@@ -119,6 +130,35 @@ install_shellcheck() {
   ln -sfn "$found" "$bindir/shellcheck"
 }
 
+prometheus_version() {
+  "$1" --version 2>/dev/null | sed -n 's/^prometheus, version \([0-9.]*\).*/\1/p'
+}
+
+install_prometheus() {
+  local found="" have=""
+  found=$(command -v prometheus || true)
+  if [ -n "$found" ]; then have=$(prometheus_version "$found"); fi
+  if [ -z "$found" ] || ! command -v promtool >/dev/null 2>&1 || ! version_ge "${have:-0}" "$PROMETHEUS_MIN"; then
+    if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
+      log "prometheus and promtool >= $PROMETHEUS_MIN are needed (found: ${have:-none}): run 'sudo apt-get update && sudo apt-get install -y --no-install-recommends prometheus', or run make tools as root"
+      exit 1
+    fi
+    log "installing prometheus and promtool from Debian's packages (found: ${have:-none}, need >= $PROMETHEUS_MIN)"
+    apt-get update -qq
+    # The package's own service is not used (tests start their own server); no init here.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    found=$(command -v prometheus || true)
+    have=$(prometheus_version "${found:-prometheus}")
+    if [ -z "$found" ] || ! version_ge "${have:-0}" "$PROMETHEUS_MIN"; then
+      log "apt-get installed prometheus ${have:-(none)}, older than $PROMETHEUS_MIN: install a newer one"
+      exit 1
+    fi
+  fi
+  mkdir -p "$bindir"
+  ln -sfn "$found" "$bindir/prometheus"
+  ln -sfn "$(command -v promtool)" "$bindir/promtool"
+}
+
 component() {
   local e
   case $1 in
@@ -126,7 +166,9 @@ component() {
     etcd) e=$(key etcd "$ETCD_VERSION" tools/etcd); build "$e" build_etcd; link "$e" etcd ;;
     helm) e=$(key helm "$HELM_VERSION"); build "$e" build_helm; link "$e" helm ;;
     ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
+    grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
     shellcheck) install_shellcheck ;;
+    prometheus) install_prometheus ;;
     *) log "unknown component: $1"; exit 2 ;;
   esac
 }
@@ -134,5 +176,5 @@ component() {
 if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
 mkdir -p "$cache"
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics shellcheck)
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl shellcheck prometheus)
 for c in "${components[@]}"; do component "$c"; done

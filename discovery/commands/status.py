@@ -4,7 +4,9 @@ Operators (and `make localnet`) watch ports and peers converge without
 Kubernetes or chain credentials, through the service's gRPC API. Monikers,
 chain IDs and rejection details come from the chain and anyone can put
 terminal escape sequences in them, so every cell is made printable before it
-is shown. Rendering is a pure function of the API's answers.
+is shown. Rendering is a pure function of the API's answers. The report ends
+with a "problems" section (`discovery.commands.problems`): what the shipped
+alerts watch, from those answers and the service's /metrics, in words.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +27,10 @@ from discovery._proto.ics.discovery.v1 import discovery_pb2 as pb
 from discovery._proto.ics.discovery.v1.discovery_pb2_grpc import DiscoveryStub
 from discovery.cli import UsageError
 from discovery.commands import print_json
+from discovery.commands.problems import Problem, find_problems, read_metrics
 
 DEFAULT_ADDRESS = "127.0.0.1:9400"
+DEFAULT_METRICS = "127.0.0.1:9401"
 _CELL_LIMIT = 48
 
 
@@ -44,6 +50,15 @@ def register(subparsers: Any) -> None:
         "--validators", action="store_true", help="also list the validator registry"
     )
     parser.add_argument("--json", action="store_true", help="print the API's answers as JSON")
+    parser.add_argument(
+        "--metrics-address",
+        default=os.environ.get("ICS_DISCOVERY_METRICS_LISTEN", DEFAULT_METRICS),
+        help="host:port of the service's /metrics, read for the problems section "
+        "(default: $ICS_DISCOVERY_METRICS_LISTEN or %(default)s)",
+    )
+    parser.add_argument(
+        "--no-metrics", action="store_true", help="do not read /metrics (fewer problem checks)"
+    )
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per call")
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls-ca", type=Path, metavar="FILE", help="CA bundle: connect with TLS")
@@ -166,6 +181,17 @@ def render_status(
     return "\n".join(lines) + "\n"
 
 
+def render_problems(problems: Sequence[Problem]) -> str:
+    """The closing "problems" section: each problem and what to do."""
+    if not problems:
+        return "\nproblems: none\n"
+    lines = ["", f"problems ({len(problems)}):"]
+    for p in problems:
+        lines.append(f"- {printable(p.what, 200)}")
+        lines.append(f"  do: {p.todo}")
+    return "\n".join(lines) + "\n"
+
+
 # --- talking to the API ------------------------------------------------------
 
 
@@ -227,6 +253,10 @@ async def _status(args: argparse.Namespace) -> str:
         consumers, peers, validators = await fetch(
             DiscoveryStub(channel), args.chain, args.validators, args.timeout
         )
+    metrics = None
+    if not args.no_metrics:
+        metrics = await asyncio.to_thread(read_metrics, args.metrics_address, args.timeout)
+    problems = find_problems(consumers, peers, metrics, time.time())
     if args.json:
         document: dict[str, Any] = {
             "consumers": MessageToDict(consumers, preserving_proto_field_name=True),
@@ -236,9 +266,10 @@ async def _status(args: argparse.Namespace) -> str:
         }
         if validators is not None:
             document["validators"] = MessageToDict(validators, preserving_proto_field_name=True)
+        document["problems"] = [asdict(p) for p in problems]
         print_json(document)
         return ""
-    return render_status(consumers, peers, validators)
+    return render_status(consumers, peers, validators) + render_problems(problems)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -170,7 +170,7 @@ async def _exercise_leader(rec: RecordingApiClient, namespace: str) -> None:
 
 
 async def _exercise_own_endpoint(rec: RecordingApiClient, namespace: str) -> None:
-    """With publishing on, the service watches its LoadBalancer's address (list, then watch)."""
+    """The service watches its LoadBalancer's address (list, then watch), publishing or not."""
     watch = IngressWatch(KubeRest(rec), namespace, LB, lambda _ingress: None)
     watch.start()
     try:
@@ -336,5 +336,10 @@ def test_consumers_anywhere_read_pods_cluster_wide_and_nothing_else(
     sa = control_plane.service_account_client(namespace, SA)
     rec = RecordingApiClient(sa.configuration)
     _exercise_lbmanager(rec, kube, edge, None, consumers)
-    asyncio.run(_exercise_peers(rec, kube, peers, restart=False, list_scope=peers))
+
+    async def rest_of_service() -> None:
+        await _exercise_own_endpoint(rec, edge)
+        await _exercise_peers(rec, kube, peers, restart=False, list_scope=peers)
+
+    asyncio.run(rest_of_service())
     _check_exact(control_plane, rec, granted, namespace)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from discovery.metrics import sample_value
 from tests.integration.chainmonitor_support import TunedProviderChain
 from tests.support.chain_fixtures import stop_and_verify
 from tests.support.service_fixtures import (
@@ -91,6 +92,12 @@ async def test_the_consumer_node_is_dialled_with_the_peer_list(
             await eventually(node_dials_the_new_address, "the consumer node dialling bob anew")
             await asyncio.sleep(2)
             assert len(dialled_messages(caplog)) == 2
+            # The alerts' counter says the same: two lists told, none failed.
+            text = a.service.metrics.render()[0].decode()
+            told = {"chain_id": chain_id, "mode": "dial"}
+            name = "ics_discovery_consumer_notifications_total"
+            assert sample_value(text, name, {**told, "outcome": "done"}) == 2
+            assert sample_value(text, name, {**told, "outcome": "failed"}) is None
     finally:
         await asyncio.to_thread(provider.remove_consumer, 0, consumer_id)
         await asyncio.to_thread(stop_and_verify, consumer)

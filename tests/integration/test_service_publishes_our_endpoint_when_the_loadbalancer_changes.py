@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client
 
 from chainmonitor.addresses import bech32_decode, bech32_encode
+from discovery.metrics import sample_value
 from discovery.nodekey import derive_node_key
 from tests.integration.chainmonitor_support import export_key_hex, write_key_file
 from tests.support.procs import free_ports
@@ -71,6 +72,18 @@ async def test_a_new_loadbalancer_address_is_published_and_followed(
             await eventually(published, "alice's new address on chain")
             details = chain.staking_validator(alice.validator.operator)["description"]["details"]
             assert details == f"Validator alice p2p={new_ip} node={alice.node_id}"
+            metrics = a.service.metrics
+
+            def counted() -> bool:
+                # One publication sent, and the chain now shows the LoadBalancer's address.
+                text = metrics.render()[0].decode()
+                name = "ics_discovery_endpoint_publications_total"
+                return (
+                    sample_value(text, name, {"outcome": "sent"}) == 1
+                    and sample_value(text, "ics_discovery_own_endpoint_matches") == 1
+                )
+
+            await eventually(counted, "the publication in the metrics", in_thread=False)
             await eventually(
                 partial(
                     bob.has_peers,

@@ -24,6 +24,7 @@ def pinned(name: str) -> str:
         ("kube-apiserver", ["--version"], r"Kubernetes v{KUBE}\b"),
         ("kube-controller-manager", ["--version"], r"Kubernetes v{KUBE}\b"),
         ("helm", ["version", "--short"], r"v{HELM}\b"),
+        ("grpcurl", ["-version"], r"grpcurl v{GRPCURL}\b"),
     ],
 )
 def test_tool_reports_pinned_version(binary: str, args: list[str], pattern: str) -> None:
@@ -31,6 +32,7 @@ def test_tool_reports_pinned_version(binary: str, args: list[str], pattern: str)
         ETCD=re.escape(pinned("ETCD")),
         KUBE=re.escape(pinned("KUBE")),
         HELM=re.escape(pinned("HELM")),
+        GRPCURL=re.escape(pinned("GRPCURL")),
     )
     out = subprocess.run([str(tool(binary)), *args], capture_output=True, text=True, check=True)
     assert re.search(expected, out.stdout + out.stderr), out.stdout + out.stderr

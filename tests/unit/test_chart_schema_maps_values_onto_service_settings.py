@@ -85,6 +85,7 @@ def test_settings_agree_with_rendered_objects(case: str, monkeypatch: pytest.Mon
     assert s.provider_rpc_urls == RPC
     assert s.kubeconfig is None  # in-cluster ServiceAccount
     assert s.leader_identity == POD_NAME
+    assert s.grpc_reflection is True  # on unless turned off
 
     lb = one(objects, "Service", s.service_name)
     assert lb["spec"]["type"] == "LoadBalancer"
@@ -139,6 +140,7 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
             "leaderElection.retryPeriod": 3,
             "api.port": 9500,
             "api.listenAddress": "::",
+            "api.reflection": False,
             "api.tls.existingSecret": "api-tls",
             "api.tls.clientCaSecret": "api-clients",
             "metrics.port": 9600,
@@ -179,6 +181,7 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
     assert (s.lease_name, s.lease_namespace) == ("ics-lease", "validators")
     assert (s.lease_duration, s.renew_deadline, s.retry_period) == (20, 12, 3)
     assert s.grpc_listen == "[::]:9500"
+    assert s.grpc_reflection is False
     assert s.metrics_listen == ":9600"
     assert str(s.grpc_tls_cert_file) == "/run/ics-discovery/tls/tls.crt"
     assert str(s.grpc_tls_key_file) == "/run/ics-discovery/tls/tls.key"

@@ -81,6 +81,10 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
         {"metrics.serviceMonitor.enabled": True, "metrics.service.enabled": False},
         "metrics.serviceMonitor.enabled needs metrics.service.enabled=true",
     ),
+    (
+        {"metrics.prometheusRule.enabled": True},
+        "needs the Prometheus Operator's monitoring.coreos.com/v1 PrometheusRule API",
+    ),
 ]
 
 

@@ -78,6 +78,20 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"networkPolicy.kubernetesApi.ports": ["https"]}, "networkPolicy.kubernetesApi.ports.0"),
     ({"extraEnv": [{"value": "x"}]}, "extraEnv.0: name is required"),
     ({"resources": "small"}, "resources: Invalid type. Expected: object"),
+    ({"api.reflection": "yes"}, "api.reflection: Invalid type. Expected: boolean"),
+    (
+        {"metrics.prometheusRule.thresholds.streamDownFor": "5 minutes"},
+        "metrics.prometheusRule.thresholds.streamDownFor: Does not match pattern",
+    ),
+    (
+        {"metrics.prometheusRule.thresholds.peersMinRatio": 2},
+        "metrics.prometheusRule.thresholds.peersMinRatio: Must be less than or equal to 1",
+    ),
+    (
+        {"metrics.prometheusRule.thresholds.leftOutReasons": 'x"} or vector(1) #'},
+        "metrics.prometheusRule.thresholds.leftOutReasons: Does not match pattern",
+    ),
+    ({"metrics.prometheusRule.thresholds.oops": "1m"}, "Additional property oops is not allowed"),
 ]
 
 

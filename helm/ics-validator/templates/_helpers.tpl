@@ -115,7 +115,8 @@ app.kubernetes.io/part-of: ics-peer-discovery
 {{/*
 RBAC rules by namespace, derived from the Kubernetes requests the service makes:
 - lbmanager.service_control: list + create Services, update (PUT) the named Service;
-- discovery.own_endpoint (publishing on): list + watch the named Service (by field selector);
+- discovery.own_endpoint: list + watch the named Service (by field selector): its address
+  is published when publishing is on, and compared with the chain's in any case (metrics);
 - lbmanager.endpointslice_control: get, list, create, update, delete EndpointSlices;
 - lbmanager.leader: create the Lease, get + update the named Lease;
 - lbmanager.pods: list + watch pods (one namespace, or all: then a ClusterRole);
@@ -127,8 +128,7 @@ RBAC rules by namespace, derived from the Kubernetes requests the service makes:
 {{- define "ics-validator.namespacedRules" -}}
 {{- $rules := dict }}
 {{- $svcNs := include "ics-validator.serviceNamespace" . }}
-{{- $named := list "update" }}
-{{- if .Values.publishing.enabled }}{{ $named = append $named "watch" }}{{ end }}
+{{- $named := list "update" "watch" }}
 {{- $svc := list
   (dict "apiGroups" (list "") "resources" (list "services") "verbs" (list "list" "create"))
   (dict "apiGroups" (list "") "resources" (list "services") "resourceNames" (list .Values.loadBalancer.name) "verbs" $named)

@@ -47,4 +47,7 @@ Combinations the schema cannot express, refused with a message that names the va
 {{- if and $v.metrics.serviceMonitor.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) }}
 {{- fail "metrics.serviceMonitor.enabled needs the Prometheus Operator's monitoring.coreos.com/v1 ServiceMonitor API in the cluster (for helm template: --api-versions monitoring.coreos.com/v1/ServiceMonitor)" }}
 {{- end }}
+{{- if and $v.metrics.prometheusRule.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/PrometheusRule")) }}
+{{- fail "metrics.prometheusRule.enabled needs the Prometheus Operator's monitoring.coreos.com/v1 PrometheusRule API in the cluster (for helm template: --api-versions monitoring.coreos.com/v1/PrometheusRule; without the operator use docs/alerts.rules.yaml)" }}
+{{- end }}
 {{- end }}
