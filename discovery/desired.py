@@ -421,7 +421,9 @@ def _desired_chain(
     if policy.compat is Compat.ICS_OPERATOR:
         # INSECURE (documented): Go's node IDs for validators that publish no node=.
         derived = moniker_node_ids(
-            {op: r.endpoint for op, r in records.items()}, monikers, ref.chain_id
+            {op: r.endpoint for op, r in records.items() if r.consensus_address in c.opted_in},
+            monikers,
+            ref.chain_id,
         )
         records = {
             op: replace(r, node_id=derived.node_ids[op]) if op in derived.node_ids else r

@@ -23,6 +23,7 @@ compatibility mode adds, as pure functions (see docs/interop.md for users):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -179,6 +180,12 @@ def read_details_compat(
     return PublishedEndpoint(host)
 
 
+# ~80 us per derivation (an ed25519 key): every reconcile would redo them for
+# every chain and Go validator. Pure, so cached; bounded against a registry
+# full of junk monikers.
+_cached_go_node_id = functools.lru_cache(maxsize=16384)(insecure_node_id_from_moniker)
+
+
 @dataclass(frozen=True)
 class MonikerNodeIds:
     """Node IDs derived from monikers for one chain (compat mode), by operator address."""
@@ -208,7 +215,7 @@ def moniker_node_ids(
         if not moniker:
             continue
         try:
-            out[operator] = insecure_node_id_from_moniker(moniker, chain_id)
+            out[operator] = _cached_go_node_id(moniker, chain_id)
         except InvalidNodeKey:  # not UTF-8: cannot come from the chain
             continue
     return MonikerNodeIds(dict(sorted(out.items())))
