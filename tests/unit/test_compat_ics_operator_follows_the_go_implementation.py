@@ -7,6 +7,8 @@ never from the product code under test.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -251,3 +253,19 @@ def test_two_validators_with_one_moniker_are_both_left_out() -> None:
     assert chain.peers.persistent_peers() == ""
     assert {x.reason for x in chain.peer_list.left_out} == {"duplicate-node-id"}
     assert chain.moniker_node_ids == ()
+
+
+@settings(max_examples=100)
+@given(st.lists(chain_ids, min_size=1, max_size=12, unique=True), st.randoms())
+def test_compat_plan_is_the_same_in_any_input_order_and_never_uses_go_reserved_ports(
+    ids: list[str], rng: random.Random
+) -> None:
+    chains = [ConsumerChainRef.parse(str(i), c) for i, c in enumerate([*ids, REFUSED_CHAIN])]
+    shuffled = list(chains)
+    rng.shuffle(shuffled)
+    plan, refused = compat_allocate(chains)
+    assert compat_allocate(shuffled) == (plan, refused)
+    assert str(len(ids)) in refused
+    assert not plan.all_ports() & go_reserved_ports()
+    for a in plan.allocations:
+        assert go_calculate_ports(a.chain_id) is not None
