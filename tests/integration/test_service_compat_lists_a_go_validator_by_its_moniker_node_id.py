@@ -22,6 +22,7 @@ import pytest
 
 from discovery.ports import chain_offset
 from tests.support.go_reference import go_calculate_ports, go_extract_p2p_endpoint, go_node_id
+from tests.support.lb import create_consumer_pod
 from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
@@ -62,7 +63,14 @@ async def test_compat_validators_list_a_go_validator_with_its_go_node_id(
         assert go_calculate_ports(refused_id) is None
         for c in (alice, bob):
             await asyncio.to_thread(c.add_consumer_pod, chain_id, f"10.244.{c.index}.9")
-            await asyncio.to_thread(c.add_consumer_pod, refused_id, f"10.244.{c.index}.10")
+            await asyncio.to_thread(
+                create_consumer_pod,
+                c.plane.admin_client(),
+                c.namespace,
+                "refused-node",
+                refused_id,
+                ips=[f"10.244.{c.index}.10"],
+            )
 
         consumer_id = await asyncio.to_thread(chain.launch_consumer, chain_id, [0, 1, 2])
         refused_consumer = await asyncio.to_thread(chain.launch_consumer, refused_id, [0, 1, 2])
