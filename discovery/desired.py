@@ -19,14 +19,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final
 
 from chainmonitor.types import ChainSnapshot
 from chainmonitor.types import ConsumerChain as ChainConsumer
-from discovery.endpoints import EndpointPolicy, EndpointResult, read_details
+from discovery.endpoints import EndpointPolicy, EndpointResult
 from discovery.errors import DiscoveryError, PortSpaceExhausted, quote_untrusted
+from discovery.interop import (
+    Compat,
+    MonikerNodeIds,
+    allocate_for,
+    moniker_node_ids,
+    read_details_compat,
+)
 from discovery.peers import ConsumerMembers, PeerList, ValidatorEndpoint, build_peer_list
 from discovery.ports import (
     Allocation,
@@ -34,7 +41,6 @@ from discovery.ports import (
     PortKind,
     PortPlan,
     PortScheme,
-    allocate_ports,
 )
 from discovery.publish import PeersConfigMap, build_peers_configmap, peers_configmap_name
 from discovery.settings import NotifyMode, Settings
@@ -75,6 +81,8 @@ class ExposurePolicy:
 
     scheme: PortScheme = PortScheme.DOCUMENT
     reserved_ports: frozenset[int] = frozenset()
+    # ics-operator: Go's reserved ports, endpoint forms and moniker node IDs (interop.py).
+    compat: Compat = Compat.NONE
     # Which kinds go on the shared LoadBalancer: peers only need P2P.
     exposed_kinds: tuple[PortKind, ...] = (PortKind.P2P,)
     target_ports: Mapping[PortKind, int] = field(default_factory=lambda: dict(DEFAULT_TARGET_PORTS))
@@ -103,6 +111,7 @@ class ExposurePolicy:
         return cls(
             scheme=settings.port_scheme,
             reserved_ports=frozenset(settings.reserved_ports),
+            compat=settings.compat,
             consumer_namespace=settings.consumer_namespace,
             peers_namespaces=frozenset(settings.peers_namespaces),
             consumer_pod_labels=dict(settings.consumer_pod_labels),
@@ -141,6 +150,8 @@ class DesiredChain:
     notify: NotifyMode
     # Why no ConfigMap can be written ("" when fine); existing ones are then kept.
     configmap_problem: str = ""
+    # Compat mode: validators whose node ID was derived from their moniker (INSECURE).
+    moniker_node_ids: tuple[OperatorAddress, ...] = ()
 
     @property
     def peers_hash(self) -> str:
@@ -200,7 +211,7 @@ class DesiredCluster:
 
 
 def validator_records(
-    snapshot: ChainSnapshot, policy: EndpointPolicy
+    snapshot: ChainSnapshot, policy: EndpointPolicy, compat: Compat = Compat.NONE
 ) -> tuple[
     dict[OperatorAddress, ValidatorEndpoint], tuple[ValidatorView, ...], dict[OperatorAddress, str]
 ]:
@@ -210,7 +221,7 @@ def validator_records(
     monikers: dict[OperatorAddress, str] = {}
     for v in snapshot.validators:
         operator = OperatorAddress(v.operator)
-        endpoint: EndpointResult = read_details(v.description.details, policy)
+        endpoint: EndpointResult = read_details_compat(v.description.details, policy, compat)
         monikers[operator] = v.moniker
         views.append(
             ValidatorView(
@@ -273,11 +284,13 @@ def _allocate(
     """
     refs = sorted((c.ref for c in consumers), key=ConsumerChainRef.order_key)
     try:
-        return allocate_ports(refs, policy.scheme, policy.reserved_ports), {}
+        return allocate_for(refs, policy.scheme, policy.reserved_ports, policy.compat)
     except PortSpaceExhausted as e:
         cut = next(i for i, r in enumerate(refs) if r.consumer_id == e.consumer_id)
-        plan = allocate_ports(refs[:cut], policy.scheme, policy.reserved_ports)
-        return plan, {r.consumer_id: str(e) for r in refs[cut:]}
+        plan, refused = allocate_for(
+            refs[:cut], policy.scheme, policy.reserved_ports, policy.compat
+        )
+        return plan, {**refused, **{r.consumer_id: str(e) for r in refs[cut:]}}
 
 
 # --- the decision -----------------------------------------------------------------
@@ -300,7 +313,7 @@ def desired_cluster(
     so does not watch pods) reports no problem about missing pods.
     """
     us = OperatorAddress(operator)
-    records, validator_views, monikers = validator_records(snapshot, endpoint_policy)
+    records, validator_views, monikers = validator_records(snapshot, endpoint_policy, policy.compat)
     consumers, problems = _consumers(snapshot)
     plan, unallocated = _allocate(consumers, policy)
     allocations = {a.consumer_id: a for a in plan.allocations}
@@ -404,12 +417,25 @@ def _desired_chain(
         ),
         pods=policy.pod_selector(ref.chain_id),
     )
+    derived = MonikerNodeIds({})
+    if policy.compat is Compat.ICS_OPERATOR:
+        # INSECURE (documented): Go's node IDs for validators that publish no node=.
+        derived = moniker_node_ids(
+            {op: r.endpoint for op, r in records.items() if r.consensus_address in c.opted_in},
+            monikers,
+            ref.chain_id,
+        )
+        records = {
+            op: replace(r, node_id=derived.node_ids[op]) if op in derived.node_ids else r
+            for op, r in records.items()
+        }
     peer_list = build_peer_list(
         ConsumerMembers(ref.consumer_id, ref.chain_id, c.opted_in),
         records,
         us,
         allocation.ports.p2p,
     )
+    used = {p.operator_address for p in peer_list.peers}
     peers = ChainPeers.from_peer_list(peer_list, monikers)
     outside: list[str] = []
     if policy.consumer_namespace is not None:
@@ -455,6 +481,7 @@ def _desired_chain(
         configmaps=tuple(configmaps),
         notify=policy.notify_mode(ref.chain_id),
         configmap_problem=problem,
+        moniker_node_ids=tuple(op for op in derived.operators() if op in used),
     )
 
 

@@ -19,6 +19,17 @@ Accepted forms (tokens are separated by ASCII whitespace):
 
 Ports are accepted and ignored: every validator derives them from the chain ID.
 Keys are matched case-sensitively (`p2p=`, `node=`), as the Go implementation does.
+
+An empty `p2p=` token names no host and is ignored.
+
+Written form (`format_details`): `node=ID` before `p2p=HOST`, and `p2p=HOST`
+last, so that the Go implementation's reader (which takes everything after the
+first `p2p=` to the end of its line and cuts at the last `:`; see
+`go_extract_p2p_endpoint` and docs/interop.md) yields exactly the host. No
+form of an IPv6 address survives the Go implementation (it cuts at the last
+`:` once or twice, depending on the code path, and a node given the result
+refuses to start), so an IPv6 endpoint is preceded by a line holding only
+`p2p=`: Go reads that as "no endpoint" and leaves the validator out instead.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from enum import StrEnum
 from discovery.errors import (
     DetailsTooLong,
     EndpointRejected,
+    GoUnreadableDetails,
     InvalidEndpointPolicy,
     InvalidNodeId,
     quote_untrusted,
@@ -46,6 +58,9 @@ DNS_LABEL_MAX_BYTES = 63
 
 P2P_KEY = "p2p="
 NODE_KEY = "node="
+# Written on a line of its own before an IPv6 endpoint: the Go reader stops at
+# the first line holding `p2p=` and, finding nothing after it, skips the validator.
+GO_SKIP_LINE = "p2p=\n"
 
 _WHITESPACE = " \t\n\r\x0b\x0c"
 _TOKEN = re.compile(f"[^{_WHITESPACE}]+")
@@ -209,7 +224,8 @@ def read_details(details: str, policy: EndpointPolicy = DEFAULT_POLICY) -> Endpo
             f"{size} bytes, over the chain's limit of {DETAILS_MAX_BYTES}",
         )
     tokens = _TOKEN.findall(details)
-    p2p_values = [t[len(P2P_KEY) :] for t in tokens if t.startswith(P2P_KEY)]
+    # An empty `p2p=` names no host (we write one for the Go reader before IPv6).
+    p2p_values = [t[len(P2P_KEY) :] for t in tokens if t.startswith(P2P_KEY) and t != P2P_KEY]
     node_values = [t[len(NODE_KEY) :] for t in tokens if t.startswith(NODE_KEY)]
     if p2p_values:
         return _read_tokens(p2p_values, node_values, policy)
@@ -521,21 +537,82 @@ def format_details(
     Every existing `p2p=` and `node=` token is removed, and so is a bare host
     that made up the whole old details (it was an endpoint, not text). The new
     tokens go at the end, after a newline if the old `p2p=` token followed one,
-    else after a space. Raises `EndpointRejected` for an unacceptable host,
-    `InvalidNodeId` for a bad node ID and `DetailsTooLong` when the result
-    would not fit the chain's 280-byte limit.
+    else after a space: `node=ID p2p=HOST`, for IPv6 after a `p2p=` line of its
+    own (see the module docstring). Raises `EndpointRejected` for an
+    unacceptable host, `InvalidNodeId` for a bad node ID, `DetailsTooLong` when
+    the result would not fit the chain's 280-byte limit and `GoUnreadableDetails`
+    when the operator's text would mislead the Go reader.
     """
     checked = parse_host(host.address() if isinstance(host, Host) else host, policy)
     checked_node = parse_node_id(node_id) if node_id is not None else None
     text, separator = _operator_text(old_details)
+    # node= first and p2p= last: the Go reader takes the rest of the line after p2p=.
     tokens = f"{P2P_KEY}{checked.address()}"
     if checked_node is not None:
-        tokens += f" {NODE_KEY}{checked_node}"
+        tokens = f"{NODE_KEY}{checked_node} {tokens}"
+    if checked.kind is HostKind.IPV6:
+        tokens = GO_SKIP_LINE + tokens
     new_details = f"{text}{separator}{tokens}" if text else tokens
     size = len(new_details.encode("utf-8", "surrogatepass"))
     if size > DETAILS_MAX_BYTES:
         raise DetailsTooLong(size, DETAILS_MAX_BYTES)
+    if go_extract_p2p_endpoint(new_details) != go_reads(checked):
+        # Only operator text holding `p2p=` inside a longer word can cause this.
+        raise GoUnreadableDetails(
+            "the operator's text contains 'p2p=' inside a word; the Go implementation "
+            "would read its endpoint from there: remove it"
+        )
     return new_details
+
+
+def go_reads(host: Host) -> str:
+    """What the Go reader gets from details we write for `host`: the host, or "" (skip) for IPv6."""
+    return "" if host.kind is HostKind.IPV6 else host.address()
+
+
+# Go's unicode.IsSpace, which strings.TrimSpace trims (Python's str.strip differs:
+# it also strips U+001C..U+001F).
+_GO_SPACE = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _go_trim_space(text: str) -> str:
+    start, end = 0, len(text)
+    while start < end and text[start] in _GO_SPACE:
+        start += 1
+    while end > start and text[end - 1] in _GO_SPACE:
+        end -= 1
+    return text[start:end]
+
+
+def go_extract_p2p_endpoint(details: str) -> str:
+    """The host text the Go implementation reads from `details` ("" when it finds none).
+
+    Follows `extractP2PEndpoint` (roylee17/monitor at b5b303d,
+    internal/monitor/validator_registry.go lines 68-108): the first line
+    containing `p2p=`, everything after it, trimmed, cut at the last `:`;
+    failing that the JSON-like form `"p2p":"VALUE"`, cut the same way. The
+    result is unvalidated text, exactly as Go would use it.
+    """
+    for line in details.split("\n"):
+        line = _go_trim_space(line)
+        index = line.find(P2P_KEY)
+        if index != -1:
+            return _go_cut_port(_go_trim_space(line[index + len(P2P_KEY) :]))
+    if '"p2p":' in details:
+        start = details.find('"p2p":"') + 7
+        if start > 6:
+            end = details.find('"', start)
+            if end - start > 0:
+                return _go_cut_port(details[start:end])
+    return ""
+
+
+def _go_cut_port(endpoint: str) -> str:
+    index = endpoint.rfind(":")
+    return endpoint[:index] if index != -1 else endpoint
 
 
 def _operator_text(details: str) -> tuple[str, str]:

@@ -125,6 +125,10 @@ class DetailsTooLong(DiscoveryError):
         )
 
 
+class GoUnreadableDetails(DiscoveryError):
+    """New details would not give the Go implementation's reader our host (permanent)."""
+
+
 class NodeKeyError(DiscoveryError):
     """A node key cannot be read, decoded or derived (permanent).
 

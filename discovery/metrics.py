@@ -184,6 +184,13 @@ class ServiceMetrics:
         self.leader = Gauge(
             f"{NAMESPACE}_leader", "1 while this replica holds the leader Lease.", registry=r
         )
+        self.moniker_node_ids = Counter(
+            f"{NAMESPACE}_insecure_moniker_node_ids",
+            "Validators listed as peers with a node ID derived from their public moniker "
+            "(compat ics-operator, for validators that publish no node=; INSECURE: anyone "
+            "can compute that key), counted once per validator.",
+            registry=r,
+        )
         self._state = _StateCollector()
         r.register(self._state)
         # What the shipped alerts and dashboard watch (discovery.opsmetrics).

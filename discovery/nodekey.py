@@ -125,17 +125,23 @@ def derive_node_key(secret: bytes, chain_id: str | None = None) -> NodeKey:
 
 
 def insecure_node_key_from_moniker(moniker: str, chain_id: str) -> NodeKey:
-    """INSECURE: the Go implementation's key, seed = SHA-256("ics-consumer-<moniker>-<chain_id>").
+    """INSECURE: the Go implementation's node key for `moniker` on `chain_id`.
 
-    Monikers and chain IDs are public, so anyone can compute this private key
-    and impersonate the node. Use only to interoperate with networks that
-    already derive keys this way, never by default.
+    `hash = SHA-256("ics-consumer-<moniker>-<chain_id>")`, then CometBFT's
+    `ed25519.GenPrivKeyFromSecret(hash)`, which hashes once more: the ed25519
+    seed is `SHA-256(hash)` (roylee17/monitor at b5b303d,
+    internal/subnet/node_key_generator.go lines 24-30; cometbft v0.38.17
+    crypto/ed25519/ed25519.go lines 142-146). Monikers and chain IDs are
+    public, so anyone can compute this private key and impersonate the node.
+    Use only to interoperate with networks that already derive keys this way,
+    never by default. The moniker is used exactly as on chain (not trimmed).
     """
     try:
         material = f"ics-consumer-{moniker}-{chain_id}".encode()
     except UnicodeEncodeError as e:
         raise InvalidNodeKey("moniker and chain ID must be valid UTF-8") from e
-    return NodeKey(hashlib.sha256(material).digest())
+    secret = hashlib.sha256(material).digest()
+    return NodeKey(hashlib.sha256(secret).digest())
 
 
 def insecure_node_id_from_moniker(moniker: str, chain_id: str) -> NodeId:

@@ -24,6 +24,7 @@ from discovery.endpoints import (
     Host,
     PublishedEndpoint,
     format_details,
+    go_extract_p2p_endpoint,
     parse_host,
     read_details,
 )
@@ -58,6 +59,8 @@ def endpoint_update(
 ) -> str | None:
     """New `details` carrying our LoadBalancer address, or None when the chain already shows it.
 
+    "Shows it" includes: in a form the Go implementation reads as exactly our host.
+
     With `node_id`, the chain must show that node ID too; without it, the
     node ID the chain shows (if any) is kept. None too when no ingress address
     is acceptable (nothing to publish yet). Raises `DetailsTooLong` when the
@@ -68,7 +71,10 @@ def endpoint_update(
         return None
     existing = read_details(current_details, policy)
     if isinstance(existing, PublishedEndpoint):
-        if existing.host == host and node_id in (None, existing.node_id):
+        # Details in the old order (`p2p=HOST node=ID`) read fine here but not
+        # in the Go implementation: they are rewritten once, in the new order.
+        go_readable = go_extract_p2p_endpoint(current_details) == host.address()
+        if existing.host == host and node_id in (None, existing.node_id) and go_readable:
             return None
         if node_id is None:
             node_id = existing.node_id

@@ -55,7 +55,7 @@ from discovery.publish import (
 )
 from discovery.settings import NotifyMode, Settings
 from discovery.state import ChainView, DiscoveryState, StateStore
-from discovery.types import NodeId
+from discovery.types import NodeId, OperatorAddress
 from lbmanager import LbManagerError, LbSettings, LoadBalancerController, ReconcileReport
 from lbmanager.kube import KubeRest, api_client_from_kubeconfig
 from lbmanager.leader import LeaderElector, LeaseConfig
@@ -339,6 +339,8 @@ class DiscoveryService:
         self._dialed: dict[str, str] = {}
         self._last: DesiredCluster | None = None
         self._logged_problems: frozenset[str] = frozenset()
+        # Compat mode: validators whose moniker-derived node ID was logged and counted.
+        self._moniker_node_ids_seen: set[OperatorAddress] = set()
         self._publishing: asyncio.Task[None] | None = None
         self._publish_retry_at = 0.0
 
@@ -589,6 +591,7 @@ class DiscoveryService:
         self.metrics.ops.observe_pods(pod_counts(desired, pods) if leading else None)
         self._observe_own_endpoint(snapshot)
         self._log_changes(desired)
+        self._note_moniker_node_ids(desired)
         self._last = desired
         if self.store.publish(state) or self.stats.ready_at is None:
             self.metrics.observe_state(state)
@@ -938,6 +941,25 @@ class DiscoveryService:
         for p in sorted(problems - self._logged_problems):
             log.warning("problem", extra={"problem": p})
         self._logged_problems = problems
+
+    def _note_moniker_node_ids(self, desired: DesiredCluster) -> None:
+        """Compat mode: log and count, once per validator, a node ID derived from a moniker."""
+        monikers = {v.operator_address: v.moniker for v in desired.state.validators}
+        for chain in desired.chains:
+            for operator in chain.moniker_node_ids:
+                if operator in self._moniker_node_ids_seen:
+                    continue
+                self._moniker_node_ids_seen.add(operator)
+                self.metrics.moniker_node_ids.inc()
+                log.warning(
+                    "INSECURE: peer node ID derived from the validator's public moniker "
+                    "(it publishes no node=; compat ics-operator)",
+                    extra={
+                        "operator": operator,
+                        "moniker": monikers.get(operator, ""),
+                        "chain_id": chain.chain_id,
+                    },
+                )
 
     def _peers_list_namespaces(self) -> list[str | None]:
         """Where managed peers ConfigMaps may be: one namespace, the listed ones, or all (None)."""

@@ -48,6 +48,7 @@ from chainmonitor.addresses import bech32_decode, parse_operator
 from chainmonitor.errors import ChainMonitorError
 from discovery.endpoints import EndpointPolicy
 from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
+from discovery.interop import Compat
 from discovery.nodekey import MIN_SECRET_BYTES, secret_from_environment
 from discovery.ports import PortScheme
 from discovery.types import parse_chain_id, parse_node_id
@@ -265,6 +266,15 @@ class Settings(BaseSettings):
         "ports",
         "Ports no consumer chain may get (comma-separated or a JSON list).",
         default_factory=list,
+    )
+    compat: Compat = _setting(
+        "ports",
+        "none, or ics-operator for networks that also run the Go implementation: its "
+        "reserved ports and endpoint forms, and for validators that publish no node=, "
+        "the node ID Go derives from their moniker (INSECURE: anyone can compute that "
+        "key; each such validator is logged once and counted). Needs port_scheme "
+        "ics-operator. See docs/interop.md.",
+        Compat.NONE,
     )
 
     # consumer nodes
@@ -754,6 +764,13 @@ def consistency_problems(s: Settings) -> list[SettingProblem]:
                     f"{s.operator_address}: the grant must come from the operator",
                 )
             )
+    if s.compat is Compat.ICS_OPERATOR and s.port_scheme is not PortScheme.ICS_OPERATOR:
+        out.append(
+            SettingProblem(
+                "port_scheme",
+                "compat ics-operator needs port_scheme ics-operator (the Go implementation's)",
+            )
+        )
     if s.consumer_namespace is not None and s.peers_namespaces:
         out.append(
             SettingProblem(

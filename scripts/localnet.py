@@ -186,11 +186,11 @@ def up(root: Path, wait: float) -> int:
         for info in infos:
             create_namespace(planes[info.name], SERVICE_NAMESPACE)
             create_namespace(planes[info.name], CONSUMER_NAMESPACE)
-            say(f"{info.name} publishes its endpoint p2p={info.host} node={info.node_id}")
+            say(f"{info.name} publishes its endpoint node={info.node_id} p2p={info.host}")
             chain.edit_validator(
                 info.index,
                 moniker=info.name,
-                details=f"Validator {info.name} p2p={info.host} node={info.node_id}",
+                details=f"Validator {info.name} node={info.node_id} p2p={info.host}",
             )
         for info in infos:
             pid = start_service(root, planes[info.name], chain, info)

@@ -20,9 +20,10 @@ from discovery.endpoints import (
     EndpointPolicy,
     EndpointRejection,
     format_details,
-    read_details,
 )
 from discovery.errors import DiscoveryError
+from discovery.interop import Compat, read_details_compat
+from discovery.nodekey import insecure_node_id_from_moniker
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -90,18 +91,55 @@ def _register_parse(actions: Subparsers) -> None:
     parser.add_argument("details", metavar="DETAILS", help="the description.details text")
     parser.add_argument("--json", action="store_true", help='print {"host", "node_id"} as JSON')
     add_policy_arguments(parser)
+    add_compat_argument(parser)
+    parser.add_argument(
+        "--moniker",
+        metavar="MONIKER",
+        help=(
+            "with --compat ics-operator and --chain-id: when DETAILS carry no node=, show "
+            "the node ID the Go implementation derives from this moniker (INSECURE)"
+        ),
+    )
+    parser.add_argument("--chain-id", metavar="CHAIN_ID", help="consumer chain ID (see --moniker)")
     parser.set_defaults(func=_run_parse)
 
 
+def add_compat_argument(parser: argparse.ArgumentParser) -> None:
+    """`--compat`: interoperate with the Go implementation (see docs/interop.md)."""
+    parser.add_argument(
+        "--compat",
+        choices=[c.value for c in Compat],
+        default=Compat.NONE.value,
+        help="ics-operator: also accept the Go implementation's forms (default: %(default)s)",
+    )
+
+
 def _run_parse(args: argparse.Namespace) -> int:
-    result = read_details(args.details, policy_from_args(args))
+    compat = Compat(args.compat)
+    if (args.moniker is None) != (args.chain_id is None):
+        raise UsageError("--moniker and --chain-id go together")
+    if args.moniker is not None and compat is Compat.NONE:
+        raise UsageError("--moniker needs --compat ics-operator")
+    result = read_details_compat(args.details, policy_from_args(args), compat)
     if isinstance(result, EndpointRejection):
         raise UsageError(str(result))
+    node_id, source = result.node_id, "published" if result.node_id else None
+    if node_id is None and args.moniker is not None:
+        try:
+            node_id = insecure_node_id_from_moniker(args.moniker, args.chain_id)
+        except DiscoveryError as e:
+            raise UsageError(str(e)) from e
+        source = "moniker (insecure)"
     if args.json:
-        print_json({"host": result.host.name, "node_id": result.node_id})
+        document: dict[str, str | None] = {"host": result.host.name, "node_id": node_id}
+        if compat is not Compat.NONE:
+            document["node_id_source"] = source
+        print_json(document)
     else:
         print(f"host: {result.host.name}")
-        print(f"node_id: {result.node_id or '-'}")
+        print(f"node_id: {node_id or '-'}")
+        if compat is not Compat.NONE:
+            print(f"node_id_source: {source or '-'}")
     return 0
 
 

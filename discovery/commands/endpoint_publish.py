@@ -19,7 +19,14 @@ from chainmonitor.errors import ChainMonitorError
 from chainmonitor.types import Description
 from discovery.cli import UsageError
 from discovery.commands import print_json
-from discovery.endpoints import PublishedEndpoint, format_details, parse_host, read_details
+from discovery.endpoints import (
+    PublishedEndpoint,
+    format_details,
+    go_extract_p2p_endpoint,
+    go_reads,
+    parse_host,
+    read_details,
+)
 from discovery.errors import DiscoveryError
 from discovery.types import parse_node_id
 
@@ -111,6 +118,8 @@ def run_publish(args: argparse.Namespace) -> int:
             isinstance(existing, PublishedEndpoint)
             and existing.host == desired_host
             and existing.node_id == desired_node
+            # Old-order details (`p2p=HOST node=ID`) are rewritten so Go reads the host.
+            and go_extract_p2p_endpoint(current.details) == go_reads(desired_host)
         ):
             return None
         details = format_details(current.details, desired_host, desired_node, policy)

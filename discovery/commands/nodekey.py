@@ -67,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="MONIKER",
         help=(
             "INSECURE: the Go implementation's key from public data (moniker and chain "
-            "ID); anyone can compute it. Only for networks that already use it."
+            "ID; the same node ID a Go node has, see docs/interop.md); anyone can compute "
+            "it. Only for networks that already use it."
         ),
     )
     _add_output_arguments(derive, required=False)

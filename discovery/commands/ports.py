@@ -16,16 +16,16 @@ from typing import Any
 from discovery.cli import UsageError
 from discovery.commands import print_json
 from discovery.errors import DiscoveryError
+from discovery.interop import GO_RESERVED_RANGES, Compat, allocate_for, go_port_refusal
 from discovery.ports import (
     Allocation,
     ConsumerChainRef,
     PortPlan,
     PortScheme,
-    allocate_ports,
     chain_offset,
     derive_ports,
 )
-from discovery.types import ConsumerPhase
+from discovery.types import ConsumerId, ConsumerPhase
 
 _PLAN_KEYS = frozenset({"consumer_id", "chain_id", "phase"})
 
@@ -48,8 +48,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--scheme",
         choices=[s.value for s in PortScheme],
-        default=PortScheme.DOCUMENT.value,
-        help="port scheme (default: %(default)s)",
+        default=None,
+        help="port scheme (default: document; ics-operator with --compat ics-operator)",
+    )
+    parser.add_argument(
+        "--compat",
+        choices=[c.value for c in Compat],
+        default=Compat.NONE.value,
+        help=(
+            "ics-operator: as in a network that also runs the Go implementation (its port "
+            "scheme; chains Go refuses get no ports; see docs/interop.md)"
+        ),
     )
     parser.add_argument(
         "--reserve",
@@ -63,21 +72,60 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    scheme = PortScheme(args.scheme)
+    compat = Compat(args.compat)
+    if compat is Compat.ICS_OPERATOR:
+        if args.scheme not in (None, PortScheme.ICS_OPERATOR.value):
+            raise UsageError("--compat ics-operator needs --scheme ics-operator")
+        scheme = PortScheme.ICS_OPERATOR
+    else:
+        scheme = PortScheme(args.scheme or PortScheme.DOCUMENT.value)
     if (args.chain_id is None) == (args.plan is None):
         raise UsageError("give either CHAIN_ID or --plan FILE")
     try:
         if args.plan is None:
             if args.reserve:
                 raise UsageError("--reserve applies only to --plan")
+            if compat is Compat.ICS_OPERATOR:
+                refusal = go_port_refusal(args.chain_id)
+                if refusal is not None:
+                    raise UsageError(f"{args.chain_id!a} gets no ports: {refusal}")
             return _show_derived(args.chain_id, scheme, as_json=args.json)
-        plan = allocate_ports(
-            _read_plan(args.plan), scheme=scheme, reserved=_reserved_ports(args.reserve)
-        )
+        chains = _read_plan(args.plan)
+        reserved = _reserved_ports(args.reserve)
+        plan, refused = allocate_for(chains, scheme, reserved, compat)
     except DiscoveryError as e:
         raise UsageError(str(e)) from e
-    _show_plan(plan, as_json=args.json)
+    if compat is Compat.NONE:
+        _show_plan(plan, as_json=args.json)
+        return 0
+    _show_compat_plan(plan, chains, reserved, refused, as_json=args.json)
     return 0
+
+
+def _show_compat_plan(
+    plan: PortPlan,
+    chains: list[ConsumerChainRef],
+    reserved: set[int],
+    refused: dict[ConsumerId, str],
+    *,
+    as_json: bool,
+) -> None:
+    gone = [c for c in sorted(chains, key=ConsumerChainRef.order_key) if c.consumer_id in refused]
+    if as_json:
+        document = plan_json(plan)
+        # Go's reserved ports are reserved too; listing all 1028 would drown the output.
+        document["reserved"] = sorted(reserved)
+        document["go_reserved"] = [[start, end, name] for start, end, name in GO_RESERVED_RANGES]
+        document["compat"] = Compat.ICS_OPERATOR.value
+        document["refused"] = [
+            {"consumer_id": c.consumer_id, "chain_id": c.chain_id, "reason": refused[c.consumer_id]}
+            for c in gone
+        ]
+        print_json(document)
+        return
+    _show_plan(plan, as_json=False)
+    for c in gone:
+        print(f"{c.consumer_id} {c.chain_id!a} no ports: {refused[c.consumer_id]}")
 
 
 def _show_derived(chain_id: str, scheme: PortScheme, *, as_json: bool) -> int:

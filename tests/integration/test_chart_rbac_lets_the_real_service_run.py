@@ -206,7 +206,7 @@ async def test_the_service_runs_as_the_charts_service_account(
             await eventually(published, "our new address published on chain")
             details = chain.staking_validator(me.validator.operator)["description"]["details"]
             if node_id:
-                assert details.endswith(f"p2p={NEW_ADDRESS} node={node_id}"), details
+                assert details.endswith(f"node={node_id} p2p={NEW_ADDRESS}"), details
             assert not task.done()
         finally:
             service.stop()

@@ -110,7 +110,7 @@ def test_operator_key_publishes_once_and_keeps_everything_else(
     assert sent["tx_hash"]
     assert chain.wait_for_tx(sent["tx_hash"]).height == sent["height"]
     after = description(chain, v)
-    assert after["details"] == f"{own_text}\np2p={address} node={node_id}"
+    assert after["details"] == f"{own_text}\nnode={node_id} p2p={address}"
     assert after["details"] == format_details(before["details"], address, node_id)
     for field in ("moniker", "identity", "website", "security_contact"):
         assert after[field] == before[field]

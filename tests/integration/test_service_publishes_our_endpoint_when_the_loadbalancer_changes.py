@@ -71,7 +71,7 @@ async def test_a_new_loadbalancer_address_is_published_and_followed(
 
             await eventually(published, "alice's new address on chain")
             details = chain.staking_validator(alice.validator.operator)["description"]["details"]
-            assert details == f"Validator alice p2p={new_ip} node={alice.node_id}"
+            assert details == f"Validator alice node={alice.node_id} p2p={new_ip}"
             metrics = a.service.metrics
 
             def counted() -> bool:
@@ -136,7 +136,7 @@ async def test_node_id_from_the_secret_is_published_through_a_live_endpoint_with
                 return text if f"p2p={new_ip}" in text else ""
 
             details = await eventually(published, "alice's address and derived node ID on chain")
-            assert details == f"Validator alice p2p={new_ip} node={derived}"
+            assert details == f"Validator alice node={derived} p2p={new_ip}"
         paid = before - await asyncio.to_thread(chain.stake_balance, alice.validator.account)
         # Gas of one MsgEditValidator is tens of thousands of units: at 0.01 a unit, a
         # fee of some hundreds of stake, and nothing else moved alice's balance.

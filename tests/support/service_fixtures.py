@@ -74,7 +74,7 @@ class Cluster:
         return hashlib.sha256(f"consumer-node-{self.name}".encode()).hexdigest()[:40]
 
     def details(self, host: str | None = None) -> str:
-        return f"Validator {self.name} p2p={host or self.host} node={self.node_id}"
+        return f"Validator {self.name} node={self.node_id} p2p={host or self.host}"
 
     def entry(self, port: int, host: str | None = None) -> str:
         return f"{self.node_id}@{host or self.host}:{port}"

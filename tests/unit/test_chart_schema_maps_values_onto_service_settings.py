@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from discovery.interop import Compat
 from discovery.ports import PortScheme
 from discovery.settings import ENV_PREFIX, NotifyMode, Settings, load_settings, unknown_environment
 from tests.support.helm import (
@@ -121,6 +122,7 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
             "loadBalancer.namespace": "edge",
             "ports.scheme": "ics-operator",
             "ports.reserved": [30100, 30200],
+            "ports.compat": "ics-operator",
             "consumers.namespace": "consumers",
             "consumers.podLabels": {"team": "validators"},
             "consumers.rpcPort": 36657,
@@ -162,6 +164,7 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
     assert (s.service_name, s.service_namespace) == ("consumer-lb", "edge")
     assert s.port_scheme is PortScheme.ICS_OPERATOR
     assert s.reserved_ports == [30100, 30200]
+    assert s.compat is Compat.ICS_OPERATOR
     assert s.consumer_namespace == "consumers"
     assert s.consumer_pod_labels == {"team": "validators"}
     assert s.consumer_rpc_port == 36657

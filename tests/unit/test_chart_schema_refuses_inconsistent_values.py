@@ -57,6 +57,10 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
         "retryPeriod must be under leaderElection.renewDeadline / 1.2",
     ),
     (
+        {"ports.compat": "ics-operator"},
+        "ports.compat=ics-operator needs ports.scheme=ics-operator",
+    ),
+    (
         {"consumers.namespace": "consumers", "consumers.peersNamespaces": ["other"]},
         "consumers.peersNamespaces is only for consumers.namespace",
     ),

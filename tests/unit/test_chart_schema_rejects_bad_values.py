@@ -52,6 +52,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"loadBalancer.namespace": "Provider"}, "loadBalancer.namespace: Does not match pattern"),
     ({"loadBalancer.annotations": {"a": 1}}, "loadBalancer.annotations.a: Invalid type"),
     ({"ports.scheme": "sha256"}, "ports.scheme"),
+    ({"ports.compat": "go"}, "ports.compat"),
     ({"ports.reserved": [70000]}, "ports.reserved.0: Must be less than or equal to 65535"),
     ({"consumers.notify": "sometimes"}, "consumers.notify"),
     ({"consumers.notifyModes": {"chain-1": "reboot"}}, "consumers.notifyModes.chain-1"),

@@ -100,7 +100,8 @@ def test_format_keeps_text_and_prints_details(capsys: pytest.CaptureFixture[str]
         capsys,
     )
     assert (code, err) == (0, "")
-    assert out == f"Validator bob\np2p=[2001:db8::7] node={NODE}\n"
+    # node= first, p2p= last on its line; IPv6 after a line the Go reader skips on.
+    assert out == f"Validator bob\np2p=\nnode={NODE} p2p=[2001:db8::7]\n"
 
 
 def test_format_json(capsys: pytest.CaptureFixture[str]) -> None:

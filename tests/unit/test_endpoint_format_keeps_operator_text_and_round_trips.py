@@ -15,10 +15,12 @@ from discovery.endpoints import (
     HostKind,
     PublishedEndpoint,
     format_details,
+    go_extract_p2p_endpoint,
+    go_reads,
     parse_host,
     read_details,
 )
-from discovery.errors import DetailsTooLong, EndpointRejected, InvalidNodeId
+from discovery.errors import DetailsTooLong, EndpointRejected, GoUnreadableDetails, InvalidNodeId
 from discovery.types import NodeId
 
 NODE = "0123456789abcdef0123456789abcdef01234567"
@@ -56,18 +58,38 @@ def test_a_bare_host_is_replaced_not_kept_as_text() -> None:
 def test_every_old_endpoint_token_is_removed() -> None:
     old = f"p2p=1.1.1.1 Validator p2p=bad,host node={'f' * 40} bob node=junk"
     new = format_details(old, "2001:db8::7", NODE)
-    assert new == f"Validator bob p2p=[2001:db8::7] node={NODE}"
+    assert new == f"Validator bob p2p=\nnode={NODE} p2p=[2001:db8::7]"
 
 
 def test_ipv6_goes_in_brackets_and_node_id_is_lower_cased() -> None:
     new = format_details("hi", "2001:DB8::7", NODE.upper())
-    assert new == f"hi p2p=[2001:db8::7] node={NODE}"
+    assert new == f"hi p2p=\nnode={NODE} p2p=[2001:db8::7]"
     assert read_details(new) == PublishedEndpoint(Host("2001:db8::7", HostKind.IPV6), NodeId(NODE))
 
 
 def test_a_host_object_is_accepted() -> None:
     host = parse_host("[2001:db8::7]")
-    assert format_details("", host) == "p2p=[2001:db8::7]"
+    assert format_details("", host) == "p2p=\np2p=[2001:db8::7]"
+
+
+def test_node_id_comes_before_the_host_which_ends_the_line() -> None:
+    new = format_details("Validator bob\nsecond line", "203.0.113.7", NODE)
+    assert new == f"Validator bob\nsecond line node={NODE} p2p=203.0.113.7"
+    assert go_extract_p2p_endpoint(new) == "203.0.113.7"
+
+
+def test_old_order_is_rewritten_in_the_new_order() -> None:
+    old = f"Validator bob p2p=203.0.113.7 node={NODE}"
+    # The Go implementation reads the old order as host "203.0.113.7 node=<id>".
+    assert go_extract_p2p_endpoint(old) == f"203.0.113.7 node={NODE}"
+    new = format_details(old, "203.0.113.7", NODE)
+    assert new == f"Validator bob node={NODE} p2p=203.0.113.7"
+
+
+def test_text_with_p2p_inside_a_word_is_refused() -> None:
+    # The Go reader would take its endpoint from the first `p2p=` of the first such line.
+    with pytest.raises(GoUnreadableDetails, match="p2p="):
+        format_details("see xp2p=docs\nValidator bob", "203.0.113.7", NODE)
 
 
 def test_result_over_280_bytes_fails_clearly() -> None:
@@ -120,12 +142,18 @@ def test_format_then_read_round_trips(old: str, host: str, node_id: str | None) 
     except DetailsTooLong:
         assume(False)
         return
+    except GoUnreadableDetails:
+        # Only text with `p2p=` inside a word (not a token of its own) is refused.
+        assert any("p2p=" in w and not w.startswith("p2p=") for w in old.split())
+        return
     result = read_details(new)
     assert isinstance(result, PublishedEndpoint), result
     assert result.host == expected_host
     assert result.node_id == (node_id.lower() if node_id else None)
     assert len(new.encode("utf-8", "surrogatepass")) <= DETAILS_MAX_BYTES
     assert new.count("p2p=") >= 1
+    # The Go implementation's reader yields exactly the host.
+    assert go_extract_p2p_endpoint(new) == go_reads(expected_host)
     # Formatting again with the same endpoint changes nothing.
     assert format_details(new, host, node_id) == new
 
@@ -139,13 +167,17 @@ words = st.text(
 @given(st.lists(words, min_size=2, max_size=12), hosts)
 def test_operator_words_survive_in_order(old_words: list[str], host: str) -> None:
     assume(not _rejected(host))
+    assume(not any("p2p=" in w for w in old_words))
     kept = [w for w in old_words if not w.startswith(("p2p=", "node="))]
     try:
         new = format_details(" ".join(old_words), host)
     except DetailsTooLong:
         assume(False)
         return
-    token = f"p2p={parse_host(host).address()}"
+    parsed = parse_host(host)
+    token = f"p2p={parsed.address()}"
+    if parsed.kind is HostKind.IPV6:
+        token = "p2p=\n" + token
     if kept:
         assert new == " ".join(kept) + " " + token
     else:

@@ -71,7 +71,8 @@ REJECTED: list[tuple[str, RejectReason]] = [
     ("203.0.113.7 203.0.113.8", RejectReason.NO_ENDPOINT),
     ("p2p=203.0.113.7 p2p=203.0.113.8", RejectReason.CONFLICTING_ENDPOINTS),
     ("p2p=a.example p2p=b.example", RejectReason.CONFLICTING_ENDPOINTS),
-    ("p2p=", RejectReason.MALFORMED_HOST),
+    # An empty p2p= names no host (written before IPv6 so the Go reader skips us).
+    ("p2p=", RejectReason.NO_ENDPOINT),
     ("p2p=203.0.113.7,203.0.113.8", RejectReason.MALFORMED_HOST),
     ("p2p=a.example,b.example", RejectReason.MALFORMED_HOST),
     (f"p2p={NODE}@203.0.113.7:26656", RejectReason.MALFORMED_HOST),

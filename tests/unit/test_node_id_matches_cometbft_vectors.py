@@ -22,6 +22,7 @@ from discovery.nodekey import (
     insecure_node_key_from_moniker,
     node_id_from_public_key,
 )
+from tests.support.go_reference import go_node_id
 
 # CometBFT v0.38.17, internal/test/config.go, `testPrivValidatorKey`: an ed25519
 # key whose `address` (crypto.Address = first 20 bytes of SHA-256(pubkey), the
@@ -166,11 +167,72 @@ def test_short_secrets_are_refused() -> None:
     assert info.value.minimum == 32
 
 
-def test_insecure_derivation_matches_the_go_formula() -> None:
-    key = insecure_node_key_from_moniker("alice", "consumer-0-1751686503-0")
-    expected_seed = hashlib.sha256(b"ics-consumer-alice-consumer-0-1751686503-0").digest()
-    assert key.seed == expected_seed
-    assert insecure_node_id_from_moniker("alice", "consumer-0-1751686503-0") == key.node_id
+# The Go implementation's node IDs (roylee17/monitor at b5b303d):
+# internal/subnet/node_key_generator.go:24 seed = "ics-consumer-<moniker>-<chain ID>"
+# (NodeIDPrefix, internal/subnet/constants.go:55), :27 hash = sha256.Sum256(seed),
+# :30 ed25519.GenPrivKeyFromSecret(hash[:]), which in cometbft v0.38.17
+# crypto/ed25519/ed25519.go:142-146 is NewKeyFromSeed(crypto.Sha256(secret));
+# :47 nodeKey.ID() = hex(sha256(pubkey)[:20]) (p2p/key.go:44-46,
+# crypto/ed25519/ed25519.go:156-161, crypto/tmhash/hash.go:74-77).
+# Computed by running those steps in Go 1.26 with crypto/sha256 and crypto/ed25519
+# (RFC 8032 NewKeyFromSeed, as curve25519-voi's), columns: moniker, chain ID,
+# sha256(seed) (the "secret"), node ID.
+GO_NODE_ID_VECTORS = [
+    (
+        "alice",
+        "consumer-0-1751686503-0",
+        "a72ffc7624e24849a00fe158263ccdffed7f37af25213f67eaabe20a20655d5a",
+        "5bfa116e205beffbb67840c4a4d3d8e46da44a06",
+    ),
+    (
+        "bob",
+        "testchain-0",
+        "4c0ebdb12fba9dd34e608d1a6d01d308f6d7f68bf045f37770fc4e222a14fe8a",
+        "d91c8d78dc984199d7ef797db3c5657d2891246f",
+    ),
+    (
+        "validator-1",
+        "consumer-1",
+        "da03a7728e2291a35d783dcf98d781a5725975404a73a8fdd204ca5f91bb5fd6",
+        "6e07562a4f5927d844705624950a264febe272bf",
+    ),
+    (
+        "\u00dcn\u00efcode moniker",
+        "chain-\u00e9",
+        "9b873d3ec65bbcf9dbbae8396eab6fd525599eb9f0e90a11f0753fb4deb2b024",
+        "244ea271544660cd2a90eec9c2d5649c5851e8b9",
+    ),
+]
+
+
+@pytest.mark.parametrize(("moniker", "chain_id", "secret", "node_id"), GO_NODE_ID_VECTORS)
+def test_insecure_derivation_gives_the_go_node_id(
+    moniker: str, chain_id: str, secret: str, node_id: str
+) -> None:
+    key = insecure_node_key_from_moniker(moniker, chain_id)
+    seed = f"ics-consumer-{moniker}-{chain_id}".encode()
+    assert hashlib.sha256(seed).hexdigest() == secret
+    # GenPrivKeyFromSecret hashes the secret again: the ed25519 seed is sha256(secret).
+    assert key.seed == hashlib.sha256(bytes.fromhex(secret)).digest()
+    assert key.node_id == node_id
+    assert insecure_node_id_from_moniker(moniker, chain_id) == node_id
+
+
+def test_insecure_derivation_is_not_the_single_hash() -> None:
+    # What this function used to compute (one SHA-256): not the Go node's key.
+    single = NodeKey(hashlib.sha256(b"ics-consumer-alice-consumer-0-1751686503-0").digest())
+    assert insecure_node_id_from_moniker("alice", "consumer-0-1751686503-0") != single.node_id
+
+
+@settings(max_examples=100)
+@given(st.text(max_size=40), st.text(min_size=1, max_size=40))
+def test_insecure_derivation_follows_the_go_source(moniker: str, chain_id: str) -> None:
+    # tests/support/go_reference.py translates the Go steps independently.
+    try:
+        expected = go_node_id(moniker, chain_id)
+    except UnicodeEncodeError:
+        return
+    assert insecure_node_id_from_moniker(moniker, chain_id) == expected
 
 
 @settings(max_examples=50)

@@ -140,3 +140,19 @@ def test_unwritable_target_is_a_usage_error(
     code, _, err = run(["nodekey", "generate", "--out", str(tmp_path / "no" / "k.json")], capsys)
     assert code == 2
     assert "cannot write" in err
+
+
+def test_insecure_derivation_prints_the_go_node_id(capsys: pytest.CaptureFixture[str]) -> None:
+    # Vector from tests/unit/test_node_id_matches_cometbft_vectors.py (the Go steps run in Go).
+    code, out, _ = run(
+        [
+            "nodekey",
+            "derive",
+            "--chain-id",
+            "consumer-0-1751686503-0",
+            "--insecure-derive-from-moniker",
+            "alice",
+        ],
+        capsys,
+    )
+    assert (code, out) == (0, "5bfa116e205beffbb67840c4a4d3d8e46da44a06\n")

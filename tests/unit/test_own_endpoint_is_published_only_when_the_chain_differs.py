@@ -13,8 +13,15 @@ NODE = "ab" * 20
 
 
 def test_nothing_to_do_when_the_chain_shows_our_address() -> None:
-    details = f"Validator alice p2p=198.51.100.7 node={NODE}"
+    details = f"Validator alice node={NODE} p2p=198.51.100.7"
     assert endpoint_update(["198.51.100.7"], details, DEFAULT_POLICY) is None
+
+
+def test_the_old_token_order_is_rewritten_once_so_go_reads_it() -> None:
+    details = f"Validator alice p2p=198.51.100.7 node={NODE}"
+    new = endpoint_update(["198.51.100.7"], details, DEFAULT_POLICY)
+    assert new == f"Validator alice node={NODE} p2p=198.51.100.7"
+    assert endpoint_update(["198.51.100.7"], new, DEFAULT_POLICY) is None
 
 
 def test_a_new_address_replaces_the_old_one_and_keeps_text_and_node_id() -> None:
@@ -30,7 +37,7 @@ def test_a_new_address_replaces_the_old_one_and_keeps_text_and_node_id() -> None
 
 def test_a_configured_node_id_is_published_and_replaces_a_different_one() -> None:
     ours = NodeId("cd" * 20)
-    same = f"Validator alice p2p=198.51.100.7 node={ours}"
+    same = f"Validator alice node={ours} p2p=198.51.100.7"
     assert endpoint_update(["198.51.100.7"], same, DEFAULT_POLICY, ours) is None
     for details in (
         "Validator alice p2p=198.51.100.7",

@@ -12,6 +12,7 @@ import yaml
 
 from chainmonitor.addresses import bech32_encode
 from discovery.cli import main
+from discovery.interop import Compat
 from discovery.ports import PortScheme
 from discovery.settings import (
     ENV_PREFIX,
@@ -352,3 +353,19 @@ def test_run_check_config_prints_effective_settings(
     assert shown["log_level"] == "debug"
     assert shown["operator_address"] == OPERATOR
     assert set(shown) == set(Settings.model_fields)
+
+
+def test_compat_is_off_by_default_and_needs_the_go_port_scheme(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().compat is Compat.NONE
+    monkeypatch.setenv(ENV_PREFIX + "COMPAT", "ics-operator")
+    with pytest.raises(SettingsInvalid) as info:
+        load_settings()
+    assert "compat ics-operator needs port_scheme ics-operator" in problems_of(info)["port_scheme"]
+    monkeypatch.setenv(ENV_PREFIX + "PORT_SCHEME", "ics-operator")
+    assert load_settings().compat is Compat.ICS_OPERATOR
+    monkeypatch.setenv(ENV_PREFIX + "COMPAT", "go")
+    with pytest.raises(SettingsInvalid) as info:
+        load_settings()
+    assert "compat" in problems_of(info)

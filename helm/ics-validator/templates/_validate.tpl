@@ -35,6 +35,9 @@ Combinations the schema cannot express, refused with a message that names the va
 {{- fail "leaderElection.retryPeriod must be under leaderElection.renewDeadline / 1.2" }}
 {{- end }}
 {{- end }}
+{{- if and (eq (toString $v.ports.compat) "ics-operator") (ne (toString $v.ports.scheme) "ics-operator") }}
+{{- fail "ports.compat=ics-operator needs ports.scheme=ics-operator (the Go implementation's port scheme)" }}
+{{- end }}
 {{- if and $v.consumers.namespace $v.consumers.peersNamespaces }}
 {{- fail "consumers.peersNamespaces is only for consumers.namespace=\"\" (consumer pods in every namespace); with consumers.namespace set, peers are written there" }}
 {{- end }}
