@@ -105,9 +105,13 @@ NODE = "ab" * 20
 
 
 def test_own_endpoint_matches_only_when_the_chain_shows_our_address() -> None:
-    ours = f"Validator alice p2p=203.0.113.11 node={NODE}"
+    ours = f"Validator alice node={NODE} p2p=203.0.113.11"
     ingress = ("203.0.113.11",)
     assert own_endpoint_matches(ingress, ours, DEFAULT_POLICY) is True
+    # The old token order shows the address to us but not to Go validators: it is
+    # rewritten once, so until then it does not match.
+    old_order = f"Validator alice p2p=203.0.113.11 node={NODE}"
+    assert own_endpoint_matches(ingress, old_order, DEFAULT_POLICY) is False
     assert own_endpoint_matches(("198.51.100.7",), ours, DEFAULT_POLICY) is False
     assert own_endpoint_matches(ingress, "Validator alice", DEFAULT_POLICY) is False
     assert own_endpoint_matches(ingress, ours, DEFAULT_POLICY, NodeId("cd" * 20)) is False
