@@ -49,6 +49,7 @@ from chainmonitor.errors import ChainMonitorError
 from discovery.endpoints import EndpointPolicy
 from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
 from discovery.nodekey import MIN_SECRET_BYTES, secret_from_environment
+from discovery.peers import DEFAULT_MAX_PEERS, MAX_PEERS_LIMIT
 from discovery.ports import PortScheme
 from discovery.types import parse_chain_id, parse_node_id
 
@@ -265,6 +266,14 @@ class Settings(BaseSettings):
         "ports",
         "Ports no consumer chain may get (comma-separated or a JSON list).",
         default_factory=list,
+    )
+    max_peers: int = _setting(
+        "consumer nodes",
+        "At most this many persistent peers per consumer chain: the validators with the "
+        f"most power on that chain (1..{MAX_PEERS_LIMIT}).",
+        DEFAULT_MAX_PEERS,
+        ge=1,
+        le=MAX_PEERS_LIMIT,
     )
 
     # consumer nodes
