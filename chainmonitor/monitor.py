@@ -22,7 +22,7 @@ from typing import Final, NoReturn, TypeVar
 
 from chainmonitor.addresses import OperatorAddress
 from chainmonitor.backoff import Backoff, JitteredBackoff
-from chainmonitor.errors import ChainMonitorError
+from chainmonitor.errors import ChainMonitorError, InvalidChainData
 from chainmonitor.events import BlockCommitted, TxCommitted
 from chainmonitor.queries import AtHeight, ChainQueries
 from chainmonitor.snapshot import (
@@ -33,7 +33,7 @@ from chainmonitor.snapshot import (
     with_validators,
 )
 from chainmonitor.stream import EventStream, Resync, StreamCounters, StreamSignal
-from chainmonitor.types import ChainSnapshot, ConsumerChain, Validator
+from chainmonitor.types import ChainSnapshot, ConsumerChain, ConsumerId, ConsumerPhase, Validator
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,8 @@ class ChainMonitor:
         self._last_edit_event: dict[OperatorAddress, int] = {}
         self._edits_during_reload: set[OperatorAddress] | None = None
         self._unreported: dict[OperatorAddress, int] = {}
+        # Spawn times of launched and stopped chains: frozen at launch, so read once.
+        self._spawn_times: dict[tuple[ConsumerId, str], str] = {}
         self._counters = MonitorCounters()
 
     # ---- reading ---------------------------------------------------------------
@@ -346,11 +348,34 @@ class ChainMonitor:
         rejected = list(chains.rejected)
 
         async def with_opted_in(chain: ConsumerChain) -> ConsumerChain:
-            if not chain.phase.has_opted_in_set:
-                return chain
-            async with limit:
-                answer = await self.queries.opted_in(chain.consumer_id, at or None)
-            return replace(chain, opted_in=answer.value)
+            if chain.phase.has_opted_in_set:
+                async with limit:
+                    answer = await self.queries.opted_in(chain.consumer_id, at or None)
+                chain = replace(chain, opted_in=answer.value)
+            if chain.phase in (ConsumerPhase.LAUNCHED, ConsumerPhase.STOPPED):
+                chain = await with_launch_data(chain)
+            return chain
+
+        async def with_launch_data(chain: ConsumerChain) -> ConsumerChain:
+            # Ports follow spawn times (frozen at launch, so read once) and peers
+            # follow the consumer chain's validator set.
+            key = (chain.consumer_id, chain.chain_id)
+            spawn = self._spawn_times.get(key)
+            try:
+                if spawn is None:
+                    async with limit:
+                        spawn = (await self.queries.spawn_time(chain.consumer_id, at or None)).value
+                    self._spawn_times[key] = spawn
+                chain = replace(chain, spawn_time=spawn)
+                if chain.phase is ConsumerPhase.LAUNCHED:
+                    async with limit:
+                        answer = await self.queries.consumer_validators(
+                            chain.consumer_id, at or None
+                        )
+                    chain = replace(chain, validators=answer.value)
+            except InvalidChainData as e:
+                rejected.append(f"{e} (the opted-in set stands in for its validator set)")
+            return chain
 
         consumers = await asyncio.gather(*(with_opted_in(c) for c in chains.value))
         return at, list(consumers), rejected
