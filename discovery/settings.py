@@ -46,7 +46,7 @@ from pydantic_settings import (
 
 from chainmonitor.addresses import bech32_decode, parse_operator
 from chainmonitor.errors import ChainMonitorError
-from discovery.endpoints import EndpointPolicy
+from discovery.endpoints import EndpointPolicy, EndpointProfile
 from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
 from discovery.nodekey import MIN_SECRET_BYTES, secret_from_environment
 from discovery.peers import DEFAULT_MAX_PEERS, MAX_PEERS_LIMIT
@@ -435,6 +435,12 @@ class Settings(BaseSettings):
     log_format: LogFormat = _setting("operations", "json (one object per line) or text.", "json")
 
     # endpoint policy
+    endpoint_profile: EndpointProfile = _setting(
+        "endpoint policy",
+        "mainnet: only public unicast addresses, no DNS names (for validators' endpoints and "
+        "our own); testnet: private ranges and DNS names too (Kind, local testnets).",
+        EndpointProfile.MAINNET,
+    )
     endpoint_deny_cidrs: StrList = _setting(
         "endpoint policy",
         "Networks never accepted as a validator's endpoint (CIDRs), on top of loopback, "
@@ -446,8 +452,11 @@ class Settings(BaseSettings):
         "When set, IP endpoints must fall in one of these networks (CIDRs).",
         default_factory=list,
     )
-    endpoint_allow_dns_names: bool = _setting(
-        "endpoint policy", "Accept DNS names as endpoints (CIDR lists cannot judge them).", True
+    endpoint_allow_dns_names: bool | None = _setting(
+        "endpoint policy",
+        "Accept DNS names as endpoints (CIDR lists cannot judge them); unset: the profile's "
+        "choice (mainnet no, testnet yes).",
+        None,
     )
     endpoint_deny_name_suffixes: StrList = _setting(
         "endpoint policy",
@@ -670,7 +679,8 @@ class Settings(BaseSettings):
         return out
 
     def endpoint_policy(self) -> EndpointPolicy:
-        return EndpointPolicy.from_strings(
+        return EndpointPolicy.for_profile(
+            self.endpoint_profile,
             deny=self.endpoint_deny_cidrs,
             allow=self.endpoint_allow_cidrs,
             allow_dns_names=self.endpoint_allow_dns_names,
