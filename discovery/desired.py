@@ -344,7 +344,7 @@ def desired_cluster(
         c
         for c in consumers
         if our_consensus is not None
-        and _member(c, our_consensus)
+        and our_consensus in c.opted_in
         and c.phase is ConsumerPhase.LAUNCHED
     ]
     wanted_ids = {c.ref.consumer_id for c in wanted}
@@ -357,7 +357,7 @@ def desired_cluster(
     for c in consumers:
         ref = c.ref
         allocation = allocations.get(ref.consumer_id)
-        opted = our_consensus is not None and _member(c, our_consensus)
+        opted = our_consensus is not None and our_consensus in c.opted_in
         ports_view = (
             ChainPortsView.from_allocation(allocation, policy.scheme.value) if allocation else None
         )
@@ -407,21 +407,21 @@ def desired_cluster(
     )
 
 
-def _member(c: _Consumer, consensus: ConsensusAddress) -> bool:
-    """Opted in, or validating the chain (a Top N chain's set may be read before the opt-in)."""
-    return consensus in c.opted_in or (c.powers or {}).get(consensus, 0) > 0
-
-
 def _members(c: _Consumer) -> ConsumerMembers:
-    """Peer candidates: the validators with power on the chain when the set is known.
+    """Peer candidates: the validators with power on the chain that are still opted in.
 
     A launched chain's validator set is what its nodes must reach; the opted-in
     set also holds validators without power there (jailed, unbonded, or cut by
-    the chain's validator set cap), which would only be dead entries. Without
-    the set (a snapshot that did not read it) the opted-in set is used.
+    the chain's validator set cap), which would only be dead entries. The
+    provider applies opt-ins and opt-outs to the validator set at epoch ends:
+    a validator that opted out is dropped at once (it is leaving), and one that
+    opted in becomes a candidate once the set read from the provider includes
+    it. Without the set (a snapshot that did not read it) the opted-in set is
+    used.
     """
     if c.powers is not None:
-        return ConsumerMembers.from_validator_set(c.ref.consumer_id, c.ref.chain_id, c.powers)
+        staying = {a: p for a, p in c.powers.items() if a in c.opted_in}
+        return ConsumerMembers.from_validator_set(c.ref.consumer_id, c.ref.chain_id, staying)
     return ConsumerMembers(c.ref.consumer_id, c.ref.chain_id, c.opted_in)
 
 

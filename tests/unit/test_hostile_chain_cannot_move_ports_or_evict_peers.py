@@ -265,3 +265,12 @@ def test_an_impostor_cannot_remove_two_honest_validators_from_our_peers() -> Non
     p2p = c.allocation.ports.p2p
     assert f"{node_id(a)}@203.0.113.{a}:{p2p}" in entries
     assert f"{node_id(b)}@203.0.113.{b}:{p2p}" in entries
+
+
+def test_a_validator_that_opted_out_is_dropped_before_the_epoch_ends() -> None:
+    # 3 opted out; the provider removes its power only at the epoch end.
+    vals = [validator(n) for n in (1, 2, 3)]
+    chain = consumer(0, "c", opted_in=[1, 2], spawn_time=T0, powers={1: 5, 2: 5, 3: 5})
+    d = desired_cluster(snapshot(vals, [chain]), US, NS, DEFAULT_POLICY)
+    [c] = d.chains
+    assert {p.operator_address for p in c.peers.peers} == {op(2)}
