@@ -16,6 +16,7 @@ Pure: DNS names are not resolved here; CometBFT resolves them once at start.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -323,7 +324,7 @@ def build_peer_list(
     own_claim = _candidate(own) if own is not None else None
     ours = own_claim if isinstance(own_claim, _Candidate) else None
 
-    usable: list[Peer] = []
+    usable: list[_Candidate] = []
     for c in candidates:
         operator = c.record.operator_address
         consensus = c.record.consensus_address
@@ -347,39 +348,43 @@ def build_peer_list(
                 )
             )
             continue
+        usable.append(c)
+
+    # Highest power first, then consensus address: the same choice on every validator.
+    usable.sort(
+        key=lambda c: (-chain.power(c.record.consensus_address), c.record.consensus_address)
+    )
+    peers: list[Peer] = []
+    for c in usable:
+        operator = c.record.operator_address
+        consensus = c.record.consensus_address
+        if len(peers) >= max_peers:
+            left_out.append(
+                LeftOut(
+                    consensus,
+                    operator,
+                    LeftOutReason.OVER_MAX_PEERS,
+                    f"power {chain.power(consensus)}: {max_peers} peers with more power "
+                    "were chosen",
+                )
+            )
+            continue
         peer = Peer(operator, c.node_id, c.host, p2p_port)
         try:
             check_peer_entry(peer.entry())
         except InvalidPeerEntry as e:
             left_out.append(LeftOut(consensus, operator, LeftOutReason.INVALID_ENDPOINT, e.problem))
             continue
-        usable.append(peer)
-
-    consensus_of = {c.record.operator_address: c.record.consensus_address for c in candidates}
-    usable.sort(
-        key=lambda p: (
-            -chain.power(consensus_of[p.operator_address]),
-            consensus_of[p.operator_address],
-        )
-    )
-    peers = usable[:max_peers]
-    for p in usable[max_peers:]:
-        consensus = consensus_of[p.operator_address]
-        left_out.append(
-            LeftOut(
-                consensus,
-                p.operator_address,
-                LeftOutReason.OVER_MAX_PEERS,
-                f"power {chain.power(consensus)}: {max_peers} peers with more power were chosen",
-            )
-        )
+        peers.append(peer)
 
     peers.sort(key=Peer.entry)
     left_out.sort(key=lambda x: (x.operator_address or "", x.consensus_address, x.reason))
     return PeerList(chain.consumer_id, chain.chain_id, tuple(peers), tuple(left_out))
 
 
+@functools.lru_cache(maxsize=16384)
 def _candidate(record: ValidatorEndpoint) -> _Candidate | LeftOut:
+    """Whether one validator's record can be a peer (cached: it is the same for every chain)."""
     operator, consensus = record.operator_address, record.consensus_address
     endpoint = record.endpoint
     if isinstance(endpoint, EndpointRejection):
