@@ -27,7 +27,7 @@ from discovery.ports import (
 )
 from discovery.types import ConsumerPhase
 
-_PLAN_KEYS = frozenset({"consumer_id", "chain_id", "phase"})
+_PLAN_KEYS = frozenset({"consumer_id", "chain_id", "phase", "spawn_time"})
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--plan",
         metavar="FILE",
-        help='JSON list of {"consumer_id", "chain_id", "phase"?} objects ("-" for stdin)',
+        help='JSON list of {"consumer_id", "chain_id", "phase"?, "spawn_time"?} objects ("-" '
+        "for stdin), all given ports; `ics-discovery plan` shows which chains the service "
+        "gives ports (launched and stopped ones)",
     )
     parser.add_argument(
         "--scheme",
@@ -175,7 +177,10 @@ def _plan_entry(index: int, entry: object) -> ConsumerChainRef:
         except ValueError as e:
             names = ", ".join(p.value for p in ConsumerPhase)
             raise UsageError(f"{where}: phase must be one of {names}") from e
+    spawn_time = entry.get("spawn_time", "")
+    if not isinstance(spawn_time, str):
+        raise UsageError(f"{where}: spawn_time must be an RFC 3339 string")
     try:
-        return ConsumerChainRef.parse(consumer_id, chain_id, phase)
+        return ConsumerChainRef.parse(consumer_id, chain_id, phase, spawn_time)
     except DiscoveryError as e:
         raise UsageError(f"{where}: {e}") from e
