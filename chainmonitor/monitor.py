@@ -96,6 +96,14 @@ class _Work:
         self.min_height = max(self.min_height, other.min_height)
 
 
+def _set_pending(chain: ConsumerChain) -> bool:
+    """Whether opt-ins or opt-outs of a launched chain await the epoch end."""
+    if chain.phase is not ConsumerPhase.LAUNCHED or chain.validators is None:
+        return False
+    powered = {v.provider_address for v in chain.validators if v.power > 0}
+    return powered != set(chain.opted_in)
+
+
 class _LaggingNode(ChainMonitorError):
     transient = True
 
@@ -146,6 +154,11 @@ class ChainMonitor:
         self._unreported: dict[OperatorAddress, int] = {}
         # Spawn times of launched and stopped chains: frozen at launch, so read once.
         self._spawn_times: dict[tuple[ConsumerId, str], str] = {}
+        # The provider applies opt-ins and opt-outs to consumer validator sets at
+        # epoch ends, with no event: while a launched chain's opted-in set and
+        # its validator set differ, consumers are reloaded at each epoch end.
+        self._blocks_per_epoch: int | None = None
+        self._epoch_pending = False
         self._counters = MonitorCounters()
 
     # ---- reading ---------------------------------------------------------------
@@ -216,7 +229,12 @@ class ChainMonitor:
                 while len(self._block_times) > _BLOCK_TIMES_KEPT:
                     self._block_times.popitem(last=False)
             self._check_unreported(signal.height)
-            if not signal.launched:
+            epoch_end = (
+                self._epoch_pending
+                and self._blocks_per_epoch is not None
+                and signal.height % self._blocks_per_epoch == 0
+            )
+            if not (signal.launched or epoch_end):
                 return
             work.consumers = True
             work.min_height = signal.height
@@ -378,6 +396,9 @@ class ChainMonitor:
             return chain
 
         consumers = await asyncio.gather(*(with_opted_in(c) for c in chains.value))
+        self._epoch_pending = any(_set_pending(c) for c in consumers)
+        if self._epoch_pending and self._blocks_per_epoch is None:
+            self._blocks_per_epoch = (await self.queries.blocks_per_epoch(at or None)).value
         return at, list(consumers), rejected
 
     async def _resync(self, reason: str, min_height: int) -> SnapshotChanges:
@@ -399,6 +420,7 @@ class ChainMonitor:
 
     async def _reload(self, reason: str, min_height: int) -> SnapshotChanges:
         started = self._clock()
+        self._blocks_per_epoch = None  # governance may change it: read again when needed
         validators = await self._fresh(lambda: self.queries.validators(), min_height)
         # Pin the rest of the reload to the validators' height: one consistent state.
         height, consumers, rejected = await self._load_consumers(0, validators.height or None)

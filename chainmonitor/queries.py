@@ -97,6 +97,10 @@ class ChainQueries(Protocol):
         """The chain's spawn time (canonical RFC 3339, "" when none is set)."""
         ...
 
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        """The provider's epoch length: consumer validator sets change only at its multiples."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -264,6 +268,22 @@ class GrpcQueries:
             return AtHeight(at, "")
         t = response.init_params.spawn_time
         return AtHeight(at, spawn_time_text(t.seconds, t.nanos, f"consumer {consumer_id}"))
+
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        stub = provider_grpc.QueryStub(self._open())
+        at, response = await self._call(
+            "provider QueryParams",
+            stub.QueryParams,
+            provider_query_pb2.QueryParamsRequest(),
+            height,
+        )
+        return AtHeight(at, _epoch_length(response.params.blocks_per_epoch))
+
+
+def _epoch_length(value: int) -> int:
+    if not 0 < value < 2**63:
+        raise QueryFailed("provider params", f"blocks_per_epoch {value} is not positive")
+    return value
 
 
 def _height_from(headers: Any) -> int:
@@ -461,6 +481,16 @@ class RestQueries:
         raw = params.get("spawn_time") if isinstance(params, dict) else None
         return AtHeight(at, spawn_time_from_json(raw, f"consumer {consumer_id}"))
 
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        at, doc = await self._get(
+            "provider params", "/interchain_security/ccv/provider/params", {}, height
+        )
+        params = doc.get("params")
+        raw = params.get("blocks_per_epoch") if isinstance(params, dict) else None
+        if not isinstance(raw, str | int) or isinstance(raw, bool) or not str(raw).isdigit():
+            raise QueryFailed("provider params", "answer has no blocks_per_epoch")
+        return AtHeight(at, _epoch_length(int(raw)))
+
 
 def _rest_message(text: str) -> str:
     try:
@@ -527,6 +557,9 @@ class FallbackQueries:
 
     async def spawn_time(self, consumer_id: ConsumerId, height: int | None = None) -> AtHeight[str]:
         return await self._first(lambda s: s.spawn_time(consumer_id, height))
+
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        return await self._first(lambda s: s.blocks_per_epoch(height))
 
     async def close(self) -> None:
         for source in self.sources:

@@ -13,11 +13,16 @@ import secrets
 import pytest
 
 from chainmonitor.queries import GrpcQueries, RestQueries
-from chainmonitor.types import ConsumerId, ConsumerPhase
+from chainmonitor.types import ChainSnapshot, ConsumerId, ConsumerPhase
 from tests.integration.chainmonitor_support import running_monitor, snapshot_where
-from tests.support.chain import ProviderChain, parse_rfc3339
+from tests.support.chain import BLOCKS_PER_EPOCH, ProviderChain, parse_rfc3339
 
 pytestmark = pytest.mark.chain
+
+
+def validating(snapshot: ChainSnapshot, consumer_id: str) -> set[str]:
+    chain = snapshot.consumer(consumer_id)
+    return {v.provider_address for v in (chain.validators or ())} if chain else set()
 
 
 async def test_launched_consumer_has_its_validator_set_and_spawn_time(
@@ -43,6 +48,7 @@ async def test_launched_consumer_has_its_validator_set_and_spawn_time(
         spawn_rest = await rest.spawn_time(consumer_id, by_grpc.height)
         none_grpc = await grpc.consumer_validators(registered)
         no_spawn = await rest.spawn_time(registered)
+        epoch = (await grpc.blocks_per_epoch()).value, (await rest.blocks_per_epoch()).value
     finally:
         await grpc.close()
 
@@ -62,8 +68,12 @@ async def test_launched_consumer_has_its_validator_set_and_spawn_time(
     # A chain that never launched has no validators and no spawn time.
     assert none_grpc.value == ()
     assert no_spawn.value == ""
+    # Validator sets change at epoch ends; the test chain's epochs are short.
+    assert epoch == (BLOCKS_PER_EPOCH, BLOCKS_PER_EPOCH)
 
-    # The monitor puts both into the snapshot.
+    # The monitor puts both into the snapshot; a later opt-in reaches the
+    # validator set at the epoch end, which no event reports: the monitor
+    # reloads consumers there (the resync timer is an hour away).
     async with running_monitor(chain, node=0) as monitor:
         snap = await snapshot_where(
             monitor,
@@ -73,8 +83,13 @@ async def test_launched_consumer_has_its_validator_set_and_spawn_time(
                 and c.validators is not None
             ),
         )
-    launched = snap.consumer(consumer_id)
-    assert launched is not None
-    assert launched.validators == by_grpc.value
-    assert launched.spawn_time == spawn_grpc.value
-    assert not snap.rejected_consumers
+        launched = snap.consumer(consumer_id)
+        assert launched is not None
+        assert launched.validators == by_grpc.value
+        assert launched.spawn_time == spawn_grpc.value
+        assert not snap.rejected_consumers
+
+        resyncs = monitor.counters.resyncs_done
+        await asyncio.to_thread(chain.opt_in, v2, consumer_id)
+        await snapshot_where(monitor, lambda s: v2.consensus in validating(s, consumer_id))
+        assert monitor.counters.resyncs_done == resyncs

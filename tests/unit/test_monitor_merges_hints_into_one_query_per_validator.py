@@ -111,6 +111,10 @@ class TableQueries:
         self.calls["spawn_time"] += 1
         return AtHeight(height or self.height, self.chains[consumer_id].spawn_time)
 
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        self.calls["blocks_per_epoch"] += 1
+        return AtHeight(height or self.height, 5)
+
     async def close(self) -> None:
         return None
 
@@ -397,3 +401,32 @@ async def test_launched_chains_carry_their_validator_set_and_spawn_time_read_onc
         # Spawn times are frozen at launch: not asked again.
         assert q.calls["spawn_time"] == 2
         assert q.calls["consumer_validators"] == 2
+
+
+async def test_pending_opt_ins_reload_consumers_at_the_epoch_end_only() -> None:
+    q = table()
+    # 1 and 2 opted in; only 1 has power yet: 2's opt-in awaits the epoch end.
+    q.chains[ConsumerId("0")] = replace(
+        q.chains[ConsumerId("0")], validators=(ConsumerValidator(cons(1), 7),)
+    )
+    async with running(q) as monitor:
+        loads = q.calls["consumer_chains"]
+        monitor.hint(BlockCommitted(12))  # not an epoch end (epochs of 5 blocks)
+        await asyncio.sleep(0.1)
+        assert q.calls["consumer_chains"] == loads
+        q.chains[ConsumerId("0")] = replace(
+            q.chains[ConsumerId("0")],
+            validators=(ConsumerValidator(cons(1), 7), ConsumerValidator(cons(2), 3)),
+        )
+        q.height = 15
+        monitor.hint(BlockCommitted(15))
+        snap = await monitor.wait_for(
+            lambda s: (c := s.consumer("0")) is not None and len(c.validators or ()) == 2
+        )
+        assert q.calls["consumer_chains"] == loads + 1
+        assert snap.height >= 15
+        # Nothing pending any more: later epoch ends cost no query.
+        monitor.hint(BlockCommitted(20))
+        await asyncio.sleep(0.1)
+        assert q.calls["consumer_chains"] == loads + 1
+        assert q.calls["blocks_per_epoch"] == 1

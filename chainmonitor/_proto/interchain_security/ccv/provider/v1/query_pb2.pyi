@@ -120,3 +120,19 @@ class Timestamp(_message.Message):
     seconds: int
     nanos: int
     def __init__(self, seconds: _Optional[int] = ..., nanos: _Optional[int] = ...) -> None: ...
+
+class QueryParamsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class QueryParamsResponse(_message.Message):
+    __slots__ = ("params",)
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    params: Params
+    def __init__(self, params: _Optional[_Union[Params, _Mapping[str, object]]] = ...) -> None: ...
+
+class Params(_message.Message):
+    __slots__ = ("blocks_per_epoch",)
+    BLOCKS_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    blocks_per_epoch: int
+    def __init__(self, blocks_per_epoch: _Optional[int] = ...) -> None: ...

@@ -23,3 +23,7 @@ class QueryStub:
         _m0.QueryConsumerChainRequest,
         _m0.QueryConsumerChainResponse,
     ]
+    QueryParams: UnaryUnary[
+        _m0.QueryParamsRequest,
+        _m0.QueryParamsResponse,
+    ]
