@@ -165,11 +165,16 @@ def run_core(args: argparse.Namespace) -> None:
 
 
 def _extra_validators(count: int) -> Any:
-    """Genesis edit: `count` unbonded validators (power 0) that run no node."""
+    """Genesis edit: `count` unbonded validators without stake that run no node.
+
+    No tokens and no delegations, so the staking pools and the delegator-shares
+    invariant are untouched; distribution gets the records creating a validator
+    makes (its reference-count invariant counts one per validator).
+    """
 
     def edit(genesis: dict[str, Any]) -> None:
         state = genesis["app_state"]
-        tokens = 1  # below the power reduction: power 0, never bonded
+        tokens = 0
         template = state["staking"]["validators"][0] if state["staking"]["validators"] else None
         for n in range(count):
             key = hashlib.sha256(b"bench-cons" + n.to_bytes(4, "big")).digest()
@@ -182,7 +187,7 @@ def _extra_validators(count: int) -> Any:
                 "jailed": False,
                 "status": "BOND_STATUS_UNBONDED",
                 "tokens": str(tokens),
-                "delegator_shares": f"{tokens}.000000000000000000",
+                "delegator_shares": "0.000000000000000000",
                 "description": {
                     "moniker": f"bench-{n}",
                     "identity": "",
@@ -207,29 +212,26 @@ def _extra_validators(count: int) -> Any:
             if template is not None:
                 validator = {k: validator.get(k, template[k]) for k in template} | validator
             state["staking"]["validators"].append(validator)
-        # Unbonded validators' tokens sit in the not-bonded pool; the supply grows with them.
-        pool = bech32_encode("cosmos", hashlib.sha256(b"not_bonded_tokens_pool").digest()[:20])
-        bank = state["bank"]
-        for entry in bank["balances"]:
-            if entry["address"] == pool:
-                break
-        else:
-            entry = {"address": pool, "coins": []}
-            bank["balances"].append(entry)
-        _add_coin(entry["coins"], count * tokens)
-        if bank.get("supply"):
-            _add_coin(bank["supply"], count * tokens)
+            operator = validator["operator_address"]
+            dist = state["distribution"]
+            dist.setdefault("validator_historical_rewards", []).append(
+                {
+                    "validator_address": operator,
+                    "period": "0",
+                    "rewards": {"cumulative_reward_ratio": [], "reference_count": 1},
+                }
+            )
+            dist.setdefault("validator_current_rewards", []).append(
+                {"validator_address": operator, "rewards": {"rewards": [], "period": "1"}}
+            )
+            dist.setdefault("validator_accumulated_commissions", []).append(
+                {"validator_address": operator, "accumulated": {"commission": []}}
+            )
+            dist.setdefault("outstanding_rewards", []).append(
+                {"validator_address": operator, "outstanding_rewards": []}
+            )
 
     return edit
-
-
-def _add_coin(coins: list[dict[str, str]], amount: int) -> None:
-    for coin in coins:
-        if coin["denom"] == "stake":
-            coin["amount"] = str(int(coin["amount"]) + amount)
-            return
-    coins.append({"denom": "stake", "amount": str(amount)})
-    coins.sort(key=lambda c: c["denom"])
 
 
 def _cli(*argv: str) -> tuple[float, str]:
