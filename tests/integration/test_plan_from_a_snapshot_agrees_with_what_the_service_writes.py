@@ -76,6 +76,20 @@ async def test_snapshot_then_plan_matches_the_services_configmap(
             "--json",
         )
         [planned] = [c for c in json.loads(out)["chains"] if c["consumer_id"] == consumer_id]
+        # --grpc reads the live chain the same way.
+        live = await asyncio.to_thread(
+            cli,
+            "plan",
+            "--grpc",
+            alice.node.grpc_address,
+            "--operator",
+            alice.validator.operator,
+            "--endpoint-profile",
+            "testnet",
+            "--json",
+        )
+        [planned_live] = [c for c in json.loads(live)["chains"] if c["consumer_id"] == consumer_id]
+        assert planned_live == planned
         assert planned["exposed"] is True
         assert planned["ports"]["p2p"] == port
         assert ",".join(planned["peers"]) == written
