@@ -107,6 +107,7 @@ def start_service(workdir: Path, cluster: Cluster, chain: ProviderChain) -> Proc
         "ICS_DISCOVERY_GRPC_LISTEN": cluster.grpc,
         "ICS_DISCOVERY_METRICS_LISTEN": cluster.metrics,
         "ICS_DISCOVERY_LOG_FORMAT": "text",
+        "ICS_DISCOVERY_ENDPOINT_PROFILE": "testnet",
     }
     process = Process(
         f"discovery-{cluster.name}",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import NotRequired, TypedDict
 
@@ -33,6 +35,7 @@ from chainmonitor.types import (
     ConsumerChain,
     ConsumerId,
     ConsumerPhase,
+    ConsumerValidator,
     Description,
     Validator,
 )
@@ -244,3 +247,62 @@ def opted_in_addresses(values: Sequence[object], what: str) -> tuple[ConsensusAd
             raise InvalidChainData(what, f"opted-in entry {str(value)[:80]!r} is not valcons")
         out.add(ConsensusAddress(value.lower()))
     return tuple(sorted(out))
+
+
+def consumer_validators(
+    entries: Sequence[tuple[object, object]], what: str
+) -> tuple[ConsumerValidator, ...]:
+    """(provider address, consumer power) pairs as checked values, sorted by address.
+
+    A malformed entry is an error for the chain (as for opted-in sets): a
+    partial validator set would silently drop peers.
+    """
+    out: dict[ConsensusAddress, int] = {}
+    for address, power in entries:
+        if not isinstance(address, str) or not bech32_decode(address)[0].endswith("valcons"):
+            raise InvalidChainData(what, f"validator {str(address)[:80]!r} is not valcons")
+        if isinstance(power, str) and power.isascii() and power.lstrip("-").isdigit():
+            power = int(power)
+        if isinstance(power, bool) or not isinstance(power, int) or not 0 <= power < 2**63:
+            raise InvalidChainData(what, f"power {str(power)[:40]!r} is not a non-negative int64")
+        out[ConsensusAddress(address.lower())] = power
+    return tuple(ConsumerValidator(a, p) for a, p in sorted(out.items()))
+
+
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,9}))?Z", re.ASCII
+)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Go's zero time: what the provider reports when no spawn time is set.
+_GO_ZERO_SECONDS = -62135596800
+
+
+def spawn_time_text(seconds: int, nanos: int, what: str) -> str:
+    """Canonical RFC 3339 (UTC, nanoseconds without trailing zeros); "" for no spawn time."""
+    if seconds == _GO_ZERO_SECONDS and nanos == 0:
+        return ""
+    if not 0 <= nanos < 1_000_000_000:
+        raise InvalidChainData(what, f"spawn time nanos {nanos} out of range")
+    try:
+        at = _EPOCH + dt.timedelta(seconds=seconds)
+    except OverflowError as e:
+        raise InvalidChainData(what, f"spawn time {seconds} s is out of range") from e
+    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+def spawn_time_from_json(text: object, what: str) -> str:
+    """The REST form of a spawn time, made canonical like `spawn_time_text`."""
+    if text is None or text == "":
+        return ""
+    if not isinstance(text, str):
+        raise InvalidChainData(what, "spawn_time is not a string")
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        raise InvalidChainData(what, f"spawn time {text[:60]!r} is not RFC 3339 UTC")
+    try:
+        at = dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+    except ValueError as e:
+        raise InvalidChainData(what, f"spawn time {text[:60]!r}: {e}") from e
+    seconds = (at - _EPOCH) // dt.timedelta(seconds=1)
+    return spawn_time_text(seconds, int((m.group(2) or "").ljust(9, "0")), what)

@@ -22,7 +22,7 @@ from typing import Final, NoReturn, TypeVar
 
 from chainmonitor.addresses import OperatorAddress
 from chainmonitor.backoff import Backoff, JitteredBackoff
-from chainmonitor.errors import ChainMonitorError
+from chainmonitor.errors import ChainMonitorError, InvalidChainData
 from chainmonitor.events import BlockCommitted, TxCommitted
 from chainmonitor.queries import AtHeight, ChainQueries
 from chainmonitor.snapshot import (
@@ -33,7 +33,7 @@ from chainmonitor.snapshot import (
     with_validators,
 )
 from chainmonitor.stream import EventStream, Resync, StreamCounters, StreamSignal
-from chainmonitor.types import ChainSnapshot, ConsumerChain, Validator
+from chainmonitor.types import ChainSnapshot, ConsumerChain, ConsumerId, ConsumerPhase, Validator
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,14 @@ class _Work:
         self.min_height = max(self.min_height, other.min_height)
 
 
+def _set_pending(chain: ConsumerChain) -> bool:
+    """Whether opt-ins or opt-outs of a launched chain await the epoch end."""
+    if chain.phase is not ConsumerPhase.LAUNCHED or chain.validators is None:
+        return False
+    powered = {v.provider_address for v in chain.validators if v.power > 0}
+    return powered != set(chain.opted_in)
+
+
 class _LaggingNode(ChainMonitorError):
     transient = True
 
@@ -144,6 +152,13 @@ class ChainMonitor:
         self._last_edit_event: dict[OperatorAddress, int] = {}
         self._edits_during_reload: set[OperatorAddress] | None = None
         self._unreported: dict[OperatorAddress, int] = {}
+        # Spawn times of launched and stopped chains: frozen at launch, so read once.
+        self._spawn_times: dict[tuple[ConsumerId, str], str] = {}
+        # The provider applies opt-ins and opt-outs to consumer validator sets at
+        # epoch ends, with no event: while a launched chain's opted-in set and
+        # its validator set differ, consumers are reloaded at each epoch end.
+        self._blocks_per_epoch: int | None = None
+        self._epoch_pending = False
         self._counters = MonitorCounters()
 
     # ---- reading ---------------------------------------------------------------
@@ -214,7 +229,12 @@ class ChainMonitor:
                 while len(self._block_times) > _BLOCK_TIMES_KEPT:
                     self._block_times.popitem(last=False)
             self._check_unreported(signal.height)
-            if not signal.launched:
+            epoch_end = (
+                self._epoch_pending
+                and self._blocks_per_epoch is not None
+                and signal.height % self._blocks_per_epoch == 0
+            )
+            if not (signal.launched or epoch_end):
                 return
             work.consumers = True
             work.min_height = signal.height
@@ -346,13 +366,39 @@ class ChainMonitor:
         rejected = list(chains.rejected)
 
         async def with_opted_in(chain: ConsumerChain) -> ConsumerChain:
-            if not chain.phase.has_opted_in_set:
-                return chain
-            async with limit:
-                answer = await self.queries.opted_in(chain.consumer_id, at or None)
-            return replace(chain, opted_in=answer.value)
+            if chain.phase.has_opted_in_set:
+                async with limit:
+                    answer = await self.queries.opted_in(chain.consumer_id, at or None)
+                chain = replace(chain, opted_in=answer.value)
+            if chain.phase in (ConsumerPhase.LAUNCHED, ConsumerPhase.STOPPED):
+                chain = await with_launch_data(chain)
+            return chain
+
+        async def with_launch_data(chain: ConsumerChain) -> ConsumerChain:
+            # Ports follow spawn times (frozen at launch, so read once) and peers
+            # follow the consumer chain's validator set.
+            key = (chain.consumer_id, chain.chain_id)
+            spawn = self._spawn_times.get(key)
+            try:
+                if spawn is None:
+                    async with limit:
+                        spawn = (await self.queries.spawn_time(chain.consumer_id, at or None)).value
+                    self._spawn_times[key] = spawn
+                chain = replace(chain, spawn_time=spawn)
+                if chain.phase is ConsumerPhase.LAUNCHED:
+                    async with limit:
+                        answer = await self.queries.consumer_validators(
+                            chain.consumer_id, at or None
+                        )
+                    chain = replace(chain, validators=answer.value)
+            except InvalidChainData as e:
+                rejected.append(f"{e} (the opted-in set stands in for its validator set)")
+            return chain
 
         consumers = await asyncio.gather(*(with_opted_in(c) for c in chains.value))
+        self._epoch_pending = any(_set_pending(c) for c in consumers)
+        if self._epoch_pending and self._blocks_per_epoch is None:
+            self._blocks_per_epoch = (await self.queries.blocks_per_epoch(at or None)).value
         return at, list(consumers), rejected
 
     async def _resync(self, reason: str, min_height: int) -> SnapshotChanges:
@@ -374,6 +420,7 @@ class ChainMonitor:
 
     async def _reload(self, reason: str, min_height: int) -> SnapshotChanges:
         started = self._clock()
+        self._blocks_per_epoch = None  # governance may change it: read again when needed
         validators = await self._fresh(lambda: self.queries.validators(), min_height)
         # Pin the rest of the reload to the validators' height: one consistent state.
         height, consumers, rejected = await self._load_consumers(0, validators.height or None)

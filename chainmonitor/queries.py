@@ -36,12 +36,15 @@ from chainmonitor.addresses import ConsensusAddress, OperatorAddress
 from chainmonitor.convert import (
     consumer_from_json,
     consumer_from_proto,
+    consumer_validators,
     opted_in_addresses,
+    spawn_time_from_json,
+    spawn_time_text,
     validator_from_json,
     validator_from_proto,
 )
 from chainmonitor.errors import ChainMonitorError, ChainUnavailable, InvalidChainData, QueryFailed
-from chainmonitor.types import ConsumerChain, ConsumerId, Validator
+from chainmonitor.types import ConsumerChain, ConsumerId, ConsumerValidator, Validator
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,18 @@ class ChainQueries(Protocol):
     async def opted_in(
         self, consumer_id: ConsumerId, height: int | None = None
     ) -> AtHeight[tuple[ConsensusAddress, ...]]: ...
+
+    async def consumer_validators(
+        self, consumer_id: ConsumerId, height: int | None = None
+    ) -> AtHeight[tuple[ConsumerValidator, ...]]: ...
+
+    async def spawn_time(self, consumer_id: ConsumerId, height: int | None = None) -> AtHeight[str]:
+        """The chain's spawn time (canonical RFC 3339, "" when none is set)."""
+        ...
+
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        """The provider's epoch length: consumer validator sets change only at its multiples."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -231,6 +246,44 @@ class GrpcQueries:
             list(response.validators_provider_addresses), f"consumer {consumer_id}"
         )
         return AtHeight(at, addresses)
+
+    async def consumer_validators(
+        self, consumer_id: ConsumerId, height: int | None = None
+    ) -> AtHeight[tuple[ConsumerValidator, ...]]:
+        stub = provider_grpc.QueryStub(self._open())
+        request = provider_query_pb2.QueryConsumerValidatorsRequest(consumer_id=consumer_id)
+        at, response = await self._call(
+            "provider QueryConsumerValidators", stub.QueryConsumerValidators, request, height
+        )
+        pairs = [(v.provider_address, v.consumer_power) for v in response.validators]
+        return AtHeight(at, consumer_validators(pairs, f"consumer {consumer_id}"))
+
+    async def spawn_time(self, consumer_id: ConsumerId, height: int | None = None) -> AtHeight[str]:
+        stub = provider_grpc.QueryStub(self._open())
+        request = provider_query_pb2.QueryConsumerChainRequest(consumer_id=consumer_id)
+        at, response = await self._call(
+            "provider QueryConsumerChain", stub.QueryConsumerChain, request, height
+        )
+        if not response.HasField("init_params") or not response.init_params.HasField("spawn_time"):
+            return AtHeight(at, "")
+        t = response.init_params.spawn_time
+        return AtHeight(at, spawn_time_text(t.seconds, t.nanos, f"consumer {consumer_id}"))
+
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        stub = provider_grpc.QueryStub(self._open())
+        at, response = await self._call(
+            "provider QueryParams",
+            stub.QueryParams,
+            provider_query_pb2.QueryParamsRequest(),
+            height,
+        )
+        return AtHeight(at, _epoch_length(response.params.blocks_per_epoch))
+
+
+def _epoch_length(value: int) -> int:
+    if not 0 < value < 2**63:
+        raise QueryFailed("provider params", f"blocks_per_epoch {value} is not positive")
+    return value
 
 
 def _height_from(headers: Any) -> int:
@@ -401,6 +454,43 @@ class RestQueries:
             raise QueryFailed("provider opted_in_validators", "answer has no address list")
         return AtHeight(at, opted_in_addresses(values, f"consumer {consumer_id}"))
 
+    async def consumer_validators(
+        self, consumer_id: ConsumerId, height: int | None = None
+    ) -> AtHeight[tuple[ConsumerValidator, ...]]:
+        what = "provider consumer_validators"
+        at, doc = await self._get(
+            what, f"/interchain_security/ccv/provider/consumer_validators/{consumer_id}", {}, height
+        )
+        values = doc.get("validators") or []
+        if not isinstance(values, list):
+            raise QueryFailed(what, "answer has no validator list")
+        pairs = [
+            (v.get("provider_address"), v.get("consumer_power", "0"))
+            if isinstance(v, dict)
+            else (None, None)
+            for v in values
+        ]
+        return AtHeight(at, consumer_validators(pairs, f"consumer {consumer_id}"))
+
+    async def spawn_time(self, consumer_id: ConsumerId, height: int | None = None) -> AtHeight[str]:
+        what = "provider consumer_chain"
+        at, doc = await self._get(
+            what, f"/interchain_security/ccv/provider/consumer_chain/{consumer_id}", {}, height
+        )
+        params = doc.get("init_params")
+        raw = params.get("spawn_time") if isinstance(params, dict) else None
+        return AtHeight(at, spawn_time_from_json(raw, f"consumer {consumer_id}"))
+
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        at, doc = await self._get(
+            "provider params", "/interchain_security/ccv/provider/params", {}, height
+        )
+        params = doc.get("params")
+        raw = params.get("blocks_per_epoch") if isinstance(params, dict) else None
+        if not isinstance(raw, str | int) or isinstance(raw, bool) or not str(raw).isdigit():
+            raise QueryFailed("provider params", "answer has no blocks_per_epoch")
+        return AtHeight(at, _epoch_length(int(raw)))
+
 
 def _rest_message(text: str) -> str:
     try:
@@ -459,6 +549,17 @@ class FallbackQueries:
         self, consumer_id: ConsumerId, height: int | None = None
     ) -> AtHeight[tuple[ConsensusAddress, ...]]:
         return await self._first(lambda s: s.opted_in(consumer_id, height))
+
+    async def consumer_validators(
+        self, consumer_id: ConsumerId, height: int | None = None
+    ) -> AtHeight[tuple[ConsumerValidator, ...]]:
+        return await self._first(lambda s: s.consumer_validators(consumer_id, height))
+
+    async def spawn_time(self, consumer_id: ConsumerId, height: int | None = None) -> AtHeight[str]:
+        return await self._first(lambda s: s.spawn_time(consumer_id, height))
+
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        return await self._first(lambda s: s.blocks_per_epoch(height))
 
     async def close(self) -> None:
         for source in self.sources:

@@ -86,11 +86,22 @@ class Validator:
 
 
 @dataclass(frozen=True)
+class ConsumerValidator:
+    """One validator of a consumer chain's current set, as the provider reports it."""
+
+    provider_address: ConsensusAddress
+    # The validator's power on the consumer chain (`consumer_power`).
+    power: int
+
+
+@dataclass(frozen=True)
 class ConsumerChain:
     """A consumer chain known to the provider, with its opted-in validators (consensus addresses).
 
     `opted_in` is empty in the phases where the provider does not answer the
-    opted-in query (STOPPED, DELETED), and sorted otherwise.
+    opted-in query (STOPPED, DELETED), and sorted otherwise. `validators` is
+    the provider's consumer validators answer for launched chains: the
+    validators with power on that chain, which are the ones worth peering with.
     """
 
     consumer_id: ConsumerId
@@ -100,6 +111,12 @@ class ConsumerChain:
     client_id: str = ""
     name: str = ""
     top_n: int = 0
+    # RFC 3339 UTC spawn time from the chain's initialization parameters; "" when
+    # none is set (or it was not read).
+    spawn_time: str = ""
+    # The consumer chain's validator set (LAUNCHED chains only), sorted by
+    # provider address; None when it was not read.
+    validators: tuple[ConsumerValidator, ...] | None = None
 
 
 @dataclass(frozen=True)

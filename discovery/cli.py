@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "discovery.commands.metallb",
     "discovery.commands.run",
     "discovery.commands.status",
+    "discovery.commands.plan",
 )
 
 

@@ -7,10 +7,12 @@ missed event can cost latency but never correctness, and the same snapshot
 gives the same bytes on every run and every validator. This is also where
 chainmonitor's raw chain data (description text, phases as protobuf names)
 becomes discovery's checked domain values: endpoints are read through
-`endpoints.read_details`, ports come from `ports.allocate_ports` over every
-consumer chain the provider lists (stopped ones included, so nothing moves
-when a chain stops), peers from `peers.build_peer_list`, and ConfigMaps from
-`publish.build_peers_configmap`. Where the consumer pods run is the one input
+`endpoints.read_details`, ports come from `ports.allocate_ports` over the
+chains that can need ports (launched and stopped ones, `ports.holds_ports`; a
+chain that never launched takes none, so registering thousands cannot starve
+a launched one), peers from `peers.build_peer_list` over the consumer chain's
+validator set (validators with power there, at most `max_peers`), and
+ConfigMaps from `publish.build_peers_configmap`. Where the consumer pods run is the one input
 from Kubernetes (it decides the ConfigMaps' namespaces), and it is passed in as
 plain data.
 """
@@ -34,13 +36,20 @@ from discovery.interop import (
     moniker_node_ids,
     read_details_compat,
 )
-from discovery.peers import ConsumerMembers, PeerList, ValidatorEndpoint, build_peer_list
+from discovery.peers import (
+    DEFAULT_MAX_PEERS,
+    ConsumerMembers,
+    PeerList,
+    ValidatorEndpoint,
+    build_peer_list,
+)
 from discovery.ports import (
     Allocation,
     ConsumerChainRef,
     PortKind,
     PortPlan,
     PortScheme,
+    holds_ports,
 )
 from discovery.publish import PeersConfigMap, build_peers_configmap, peers_configmap_name
 from discovery.settings import NotifyMode, Settings
@@ -94,6 +103,8 @@ class ExposurePolicy:
     consumer_pod_labels: Mapping[str, str] = field(default_factory=dict)
     notify_default: NotifyMode = NotifyMode.NONE
     notify_modes: Mapping[str, NotifyMode] = field(default_factory=dict)
+    # At most this many persistent peers per chain (highest power first).
+    max_peers: int = DEFAULT_MAX_PEERS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_ports", MappingProxyType(dict(self.target_ports)))
@@ -117,6 +128,7 @@ class ExposurePolicy:
             consumer_pod_labels=dict(settings.consumer_pod_labels),
             notify_default=settings.notify_default,
             notify_modes=dict(settings.notify_modes),
+            max_peers=settings.max_peers,
         )
 
     def notify_mode(self, chain_id: str) -> NotifyMode:
@@ -245,6 +257,8 @@ class _Consumer:
     ref: ConsumerChainRef
     phase: ConsumerPhase
     opted_in: frozenset[ConsensusAddress]
+    # The consumer chain's validator set (provider address to power); None if unknown.
+    powers: Mapping[ConsensusAddress, int] | None
 
 
 def _consumers(snapshot: ChainSnapshot) -> tuple[list[_Consumer], list[str]]:
@@ -254,7 +268,7 @@ def _consumers(snapshot: ChainSnapshot) -> tuple[list[_Consumer], list[str]]:
     seen: set[str] = set()
     for c in snapshot.consumers:
         try:
-            ref = ConsumerChainRef.parse(c.consumer_id, c.chain_id, _phase(c))
+            ref = ConsumerChainRef.parse(c.consumer_id, c.chain_id, _phase(c), c.spawn_time)
         except DiscoveryError as e:
             problems.append(f"consumer {quote_untrusted(c.consumer_id)} left out: {e}")
             continue
@@ -262,7 +276,14 @@ def _consumers(snapshot: ChainSnapshot) -> tuple[list[_Consumer], list[str]]:
             problems.append(f"consumer {ref.consumer_id} listed twice; the first is used")
             continue
         seen.add(ref.consumer_id)
-        out.append(_Consumer(ref, _phase(c), frozenset(ConsensusAddress(a) for a in c.opted_in)))
+        powers = (
+            {ConsensusAddress(v.provider_address): v.power for v in c.validators}
+            if c.validators is not None
+            else None
+        )
+        out.append(
+            _Consumer(ref, _phase(c), frozenset(ConsensusAddress(a) for a in c.opted_in), powers)
+        )
     return out, problems
 
 
@@ -276,13 +297,16 @@ def _phase(chain: ChainConsumer) -> ConsumerPhase:
 def _allocate(
     consumers: list[_Consumer], policy: ExposurePolicy
 ) -> tuple[PortPlan, dict[ConsumerId, str]]:
-    """Ports for as many chains (in allocation order) as the port space holds.
+    """Ports for the chains that hold ports, as many (in allocation order) as the space holds.
 
-    When a kind runs out, the chains from the one that failed onwards get no
-    ports and say why; the earlier ones keep theirs, since by the allocation
-    rule their ports never depend on later chains.
+    Only launched and stopped chains take ports (`ports.holds_ports`). When a
+    kind runs out, the chains from the one that failed onwards get no ports
+    and say why; the earlier ones keep theirs, since by the allocation rule
+    their ports never depend on later chains.
     """
-    refs = sorted((c.ref for c in consumers), key=ConsumerChainRef.order_key)
+    refs = sorted(
+        (c.ref for c in consumers if holds_ports(c.phase)), key=ConsumerChainRef.order_key
+    )
     try:
         return allocate_for(refs, policy.scheme, policy.reserved_ports, policy.compat)
     except PortSpaceExhausted as e:
@@ -396,6 +420,24 @@ def desired_cluster(
     )
 
 
+def _members(c: _Consumer) -> ConsumerMembers:
+    """Peer candidates: the validators with power on the chain that are still opted in.
+
+    A launched chain's validator set is what its nodes must reach; the opted-in
+    set also holds validators without power there (jailed, unbonded, or cut by
+    the chain's validator set cap), which would only be dead entries. The
+    provider applies opt-ins and opt-outs to the validator set at epoch ends:
+    a validator that opted out is dropped at once (it is leaving), and one that
+    opted in becomes a candidate once the set read from the provider includes
+    it. Without the set (a snapshot that did not read it) the opted-in set is
+    used.
+    """
+    if c.powers is not None:
+        staying = {a: p for a, p in c.powers.items() if a in c.opted_in}
+        return ConsumerMembers.from_validator_set(c.ref.consumer_id, c.ref.chain_id, staying)
+    return ConsumerMembers(c.ref.consumer_id, c.ref.chain_id, c.opted_in)
+
+
 def _desired_chain(
     c: _Consumer,
     allocation: Allocation,
@@ -430,10 +472,11 @@ def _desired_chain(
             for op, r in records.items()
         }
     peer_list = build_peer_list(
-        ConsumerMembers(ref.consumer_id, ref.chain_id, c.opted_in),
+        _members(c),
         records,
         us,
         allocation.ports.p2p,
+        policy.max_peers,
     )
     used = {p.operator_address for p in peer_list.peers}
     peers = ChainPeers.from_peer_list(peer_list, monikers)

@@ -155,6 +155,20 @@ class EndpointRejection:
 EndpointResult = PublishedEndpoint | EndpointRejection
 
 
+class EndpointProfile(StrEnum):
+    """A named starting point for the endpoint policy.
+
+    `mainnet`: public unicast addresses only (`ipaddress` `is_global`: no
+    private, CGNAT, ULA, documentation or benchmark ranges) and no DNS names,
+    which could resolve to anything inside the reader's network
+    (`kubernetes.default`, `metadata.google.internal`). `testnet`: private
+    ranges and DNS names too, as Kind clusters and local testnets need.
+    """
+
+    MAINNET = "mainnet"
+    TESTNET = "testnet"
+
+
 @dataclass(frozen=True)
 class EndpointPolicy:
     """Which syntactically valid hosts are acceptable, beyond the fixed rules.
@@ -176,6 +190,8 @@ class EndpointPolicy:
     allow: tuple[IPNetwork, ...] = ()
     allow_dns_names: bool = True
     deny_name_suffixes: tuple[str, ...] = ("local",)
+    # Accept only addresses that are globally reachable unicast (`mainnet`).
+    public_only: bool = False
 
     @classmethod
     def from_strings(
@@ -184,6 +200,7 @@ class EndpointPolicy:
         allow: Iterable[str] = (),
         allow_dns_names: bool = True,
         deny_name_suffixes: Iterable[str] = ("local",),
+        public_only: bool = False,
     ) -> EndpointPolicy:
         """Build a policy from CIDR strings (strict: no host bits set) and DNS suffixes."""
         return cls(
@@ -191,9 +208,38 @@ class EndpointPolicy:
             allow=tuple(_parse_network(n) for n in allow),
             allow_dns_names=allow_dns_names,
             deny_name_suffixes=tuple(_parse_suffix(s) for s in deny_name_suffixes),
+            public_only=public_only,
+        )
+
+    @classmethod
+    def for_profile(
+        cls,
+        profile: EndpointProfile | str,
+        deny: Iterable[str] = (),
+        allow: Iterable[str] = (),
+        allow_dns_names: bool | None = None,
+        deny_name_suffixes: Iterable[str] = ("local",),
+    ) -> EndpointPolicy:
+        """A profile's policy, with the operator's lists on top.
+
+        `allow_dns_names` None takes the profile's choice (mainnet: no names).
+        """
+        try:
+            chosen = EndpointProfile(profile)
+        except ValueError as e:
+            raise InvalidEndpointPolicy(str(profile), "the profile is mainnet or testnet") from e
+        mainnet = chosen is EndpointProfile.MAINNET
+        return cls.from_strings(
+            deny=deny,
+            allow=allow,
+            allow_dns_names=(not mainnet) if allow_dns_names is None else allow_dns_names,
+            deny_name_suffixes=deny_name_suffixes,
+            public_only=mainnet,
         )
 
 
+# The library default (the `testnet` profile's rules); the service, the CLI and
+# the chart default to the `mainnet` profile instead (`MAINNET_POLICY` below).
 DEFAULT_POLICY = EndpointPolicy()
 
 
@@ -210,6 +256,10 @@ def _parse_suffix(text: str) -> str:
     if not suffix or not all(_DNS_LABEL.fullmatch(label) for label in labels):
         raise InvalidEndpointPolicy(text, "expected a DNS suffix such as 'local' or 'corp.example'")
     return suffix
+
+
+MAINNET_POLICY = EndpointPolicy.for_profile(EndpointProfile.MAINNET)
+TESTNET_POLICY = EndpointPolicy.for_profile(EndpointProfile.TESTNET)
 
 
 # --- reading ---------------------------------------------------------------
@@ -495,6 +545,11 @@ def _check_policy(host: Host, policy: EndpointPolicy) -> EndpointRejection | Non
     if problem:
         return EndpointRejection(
             RejectReason.FORBIDDEN_ADDRESS, f"{host.name} is forbidden: {problem} address"
+        )
+    if policy.public_only and not all(a.is_global for a in candidates):
+        return EndpointRejection(
+            RejectReason.DENIED_BY_POLICY,
+            f"{host.name} is not a public unicast address (profile mainnet)",
         )
     for network in policy.deny:
         if any(a in network for a in candidates):

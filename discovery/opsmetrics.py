@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from discovery.endpoints import EndpointPolicy
 from discovery.errors import DiscoveryError
 from discovery.own_endpoint import chosen_host, endpoint_update
+from discovery.peers import LeftOutReason
 from discovery.state import DiscoveryState
 from discovery.types import NodeId
 
@@ -39,7 +40,9 @@ class ChainGauge:
     opted_in: bool
     exposed: bool
     problem: bool
-    # Opted-in validators we know of for its peer list (peers + left out); None: no list.
+    # Validators that belong in its peer list: the peers, and those left out for a
+    # reason other than the `max_peers` cap (a capped list is as it should be);
+    # None: no list.
     validators: int | None
 
 
@@ -51,7 +54,9 @@ def chain_gauges(state: DiscoveryState) -> tuple[ChainGauge, ...]:
             continue
         validators = None
         if chain.peers is not None:
-            validators = len(chain.peers.peers) + len(chain.peers.left_out)
+            validators = len(chain.peers.peers) + sum(
+                1 for x in chain.peers.left_out if x.reason != LeftOutReason.OVER_MAX_PEERS
+            )
         rows.append(
             ChainGauge(
                 chain_id=chain.chain_id,
@@ -124,8 +129,9 @@ class _Collector(Collector):
             labels=["chain_id", "consumer_id"],
         )
         validators = GaugeMetricFamily(
-            f"{NAMESPACE}_opted_in_validators",
-            "Opted-in validators of a chain with a peer list: its peers plus those left out.",
+            f"{NAMESPACE}_expected_peers",
+            "Validators that belong in a chain's peer list: its peers plus those left out "
+            "for a reason other than the max_peers cap.",
             labels=["chain_id"],
         )
         for row in c.chains:

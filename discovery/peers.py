@@ -4,8 +4,10 @@ CometBFT refuses to start when one `persistent_peers` entry is malformed, and
 dials whatever the list names, so this is where hostile or broken published
 endpoints must stop. `build_peer_list` takes plain data (validators keyed by
 operator address with their endpoint read results, one consumer chain's
-opted-in set, our own operator address, the chain's P2P port) and returns the
-sorted entries plus every opted-in validator it left out and why. Validators
+candidates (its validator set with powers, or its opted-in set), our own
+operator address, the chain's P2P port, `max_peers`) and returns the sorted
+entries plus every candidate it left out and why. What a validator publishes
+can only affect its own entry: it cannot remove another validator. Validators
 are identified by operator address, never by moniker, which anyone can copy.
 Every entry is checked here as CometBFT checks it (and more strictly) before
 it is returned, so nothing unvalidated ever reaches a node's configuration.
@@ -14,6 +16,7 @@ Pure: DNS names are not resolved here; CometBFT resolves them once at start.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -103,11 +106,33 @@ class ValidatorEndpoint:
 
 @dataclass(frozen=True)
 class ConsumerMembers:
-    """One consumer chain and the provider consensus addresses of its opted-in validators."""
+    """One consumer chain and the provider consensus addresses of its peer candidates.
+
+    `opted_in` names the candidates. With `powers` (the consumer chain's
+    validator set: provider consensus address to power on that chain) only
+    addresses with power above zero are candidates, and when more than
+    `max_peers` of them are usable the highest powers are kept.
+    """
 
     consumer_id: ConsumerId
     chain_id: ChainId
     opted_in: frozenset[ConsensusAddress]
+    powers: Mapping[ConsensusAddress, int] | None = None
+
+    @classmethod
+    def from_validator_set(
+        cls, consumer_id: ConsumerId, chain_id: ChainId, powers: Mapping[ConsensusAddress, int]
+    ) -> ConsumerMembers:
+        """The validators with power on the consumer chain are the candidates."""
+        return cls(
+            consumer_id,
+            chain_id,
+            frozenset(a for a, p in powers.items() if p > 0),
+            dict(powers),
+        )
+
+    def power(self, consensus: ConsensusAddress) -> int:
+        return self.powers.get(consensus, 0) if self.powers is not None else 0
 
 
 class LeftOutReason(StrEnum):
@@ -116,10 +141,14 @@ class LeftOutReason(StrEnum):
     NO_ENDPOINT = "no-endpoint"
     INVALID_ENDPOINT = "invalid-endpoint"
     NO_NODE_ID = "no-node-id"
+    # Claims our own node ID or host (ours are known to be genuine).
     DUPLICATE_NODE_ID = "duplicate-node-id"
     DUPLICATE_ADDRESS = "duplicate-address"
     # The opted-in consensus address matches no validator (or more than one).
     UNKNOWN_VALIDATOR = "unknown-validator"
+    # Usable, but `max_peers` validators with more power (or equal power and a
+    # lower consensus address) were chosen.
+    OVER_MAX_PEERS = "over-max-peers"
 
 
 @dataclass(frozen=True)
@@ -224,24 +253,41 @@ class _Candidate:
     host: Host
 
 
+# The most persistent peers `build_peer_list` ever returns, whatever it is asked.
+MAX_PEERS_LIMIT = 200
+DEFAULT_MAX_PEERS = 50
+
+
 def build_peer_list(
     chain: ConsumerMembers,
     validators: Mapping[OperatorAddress, ValidatorEndpoint],
     own_operator: OperatorAddress,
     p2p_port: int,
+    max_peers: int = MAX_PEERS_LIMIT,
 ) -> PeerList:
-    """The persistent peers for `chain`: every opted-in validator but us, or why not.
+    """The persistent peers for `chain`: its candidate validators but us, or why not.
+
+    At most `max_peers` entries: usable candidates are ranked by power on the
+    consumer chain (highest first), then by consensus address, and the rest are
+    left out as `over-max-peers`.
 
     Duplicates: when two validators claim the same node ID or the same host,
-    no rule based on chain data could tell which one is genuine (operator
-    addresses can be ground to sort first), so every claimant is left out. Our
-    own claims are known to be genuine: a validator copying our node ID or host
-    is left out, and we never are.
+    both are kept. No rule based on chain data could tell which one is genuine
+    (operator addresses can be ground to sort first), and leaving both out
+    would let anyone remove any validator from everyone's peers by copying its
+    endpoint. Keeping both is safe: CometBFT refuses a peer whose node ID does
+    not match the key it proves, so an impostor's entry only costs a failed
+    dial. Our own claims are known to be genuine: a validator copying our node
+    ID or host is left out (it cannot be a peer of ours), and we never are.
     """
     if isinstance(p2p_port, bool) or not isinstance(p2p_port, int):
         raise InvalidPort(p2p_port)
     if not 1 <= p2p_port <= 65535:
         raise InvalidPort(p2p_port)
+    if isinstance(max_peers, bool) or not isinstance(max_peers, int):
+        raise InvalidInput(f"max_peers {max_peers!r} is not an integer")
+    if not 1 <= max_peers <= MAX_PEERS_LIMIT:
+        raise InvalidInput(f"max_peers {max_peers} is outside 1..{MAX_PEERS_LIMIT}")
     for key, record in validators.items():
         if key != record.operator_address:
             raise InvalidInput(
@@ -276,35 +322,50 @@ def build_peer_list(
 
     own = validators.get(own_operator)
     own_claim = _candidate(own) if own is not None else None
-    claims_by_id: dict[NodeId, set[OperatorAddress]] = defaultdict(set)
-    claims_by_host: dict[Host, set[OperatorAddress]] = defaultdict(set)
-    for c in [*candidates, *([own_claim] if isinstance(own_claim, _Candidate) else [])]:
-        claims_by_id[c.node_id].add(c.record.operator_address)
-        claims_by_host[c.host].add(c.record.operator_address)
+    ours = own_claim if isinstance(own_claim, _Candidate) else None
 
-    peers: list[Peer] = []
+    usable: list[_Candidate] = []
     for c in candidates:
         operator = c.record.operator_address
         consensus = c.record.consensus_address
-        others_id = sorted(claims_by_id[c.node_id] - {operator})
-        others_host = sorted(claims_by_host[c.host] - {operator})
-        if others_id:
+        if ours is not None and c.node_id == ours.node_id:
             left_out.append(
                 LeftOut(
                     consensus,
                     operator,
                     LeftOutReason.DUPLICATE_NODE_ID,
-                    f"node ID {c.node_id} also claimed by {_names(others_id, own_operator)}",
+                    f"node ID {c.node_id} also claimed by us",
                 )
             )
             continue
-        if others_host:
+        if ours is not None and c.host == ours.host:
             left_out.append(
                 LeftOut(
                     consensus,
                     operator,
                     LeftOutReason.DUPLICATE_ADDRESS,
-                    f"host {c.host.name} also claimed by {_names(others_host, own_operator)}",
+                    f"host {c.host.name} also claimed by us",
+                )
+            )
+            continue
+        usable.append(c)
+
+    # Highest power first, then consensus address: the same choice on every validator.
+    usable.sort(
+        key=lambda c: (-chain.power(c.record.consensus_address), c.record.consensus_address)
+    )
+    peers: list[Peer] = []
+    for c in usable:
+        operator = c.record.operator_address
+        consensus = c.record.consensus_address
+        if len(peers) >= max_peers:
+            left_out.append(
+                LeftOut(
+                    consensus,
+                    operator,
+                    LeftOutReason.OVER_MAX_PEERS,
+                    f"power {chain.power(consensus)}: {max_peers} peers with more power "
+                    "were chosen",
                 )
             )
             continue
@@ -321,7 +382,9 @@ def build_peer_list(
     return PeerList(chain.consumer_id, chain.chain_id, tuple(peers), tuple(left_out))
 
 
+@functools.lru_cache(maxsize=16384)
 def _candidate(record: ValidatorEndpoint) -> _Candidate | LeftOut:
+    """Whether one validator's record can be a peer (cached: it is the same for every chain)."""
     operator, consensus = record.operator_address, record.consensus_address
     endpoint = record.endpoint
     if isinstance(endpoint, EndpointRejection):
@@ -355,9 +418,3 @@ def _host_is_canonical(host: Host) -> bool:
     except EndpointRejected:
         return False
     return reparsed == host
-
-
-def _names(operators: list[OperatorAddress], own: OperatorAddress) -> str:
-    shown = [("us" if o == own else quote_untrusted(o)) for o in operators[:3]]
-    more = f" and {len(operators) - 3} more" if len(operators) > 3 else ""
-    return ", ".join(shown) + more

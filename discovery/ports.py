@@ -10,7 +10,13 @@ I/O or reads a clock.
 
 The allocation rule, in full (it is the contract between validators):
 
-1. Chains are taken in ascending numeric `consumer_id`, then `chain_id`.
+0. Only chains that can need ports take them: those in phase LAUNCHED or
+   STOPPED (`holds_ports`). Registered and initialized chains never launched,
+   anyone can create thousands of them, and no node of theirs runs yet; a
+   stopped chain keeps its ports until the provider deletes it (see below).
+1. Chains are taken in ascending spawn time (integer nanoseconds), then
+   numeric `consumer_id`, then `chain_id`; chains without a spawn time come
+   after all those with one, by `consumer_id`.
 2. A chain's derived ports are `scheme.port(kind, offset)` for every port kind
    of the scheme, `offset = uint64_be(SHA-256(chain_id)[0:8]) mod 1000`.
 3. If none of them is taken (by a reserved port or by a chain earlier in the
@@ -23,17 +29,25 @@ The allocation rule, in full (it is the contract between validators):
    0x00 chain_id)[0:8]) mod 1000`. Kinds are resolved in the scheme's kind order.
 
 Why this is stable: the ports of the chain at position i depend only on the
-reserved ports, on chain i itself and on the chains before it. The provider
-hands out consumer IDs from an increasing counter, so a new chain sorts after
-every existing one and cannot change their ports. Phases are not an input at
-all, so a chain that stops or is deleted keeps reserving its ports and nothing
-moves; only a chain missing from the input frees them (which can move later
-chains that had collided with it). The probe start is a domain-separated hash,
+reserved ports, on chain i itself and on the chains before it. A chain's spawn
+time and chain ID are frozen once it launches (the provider refuses new
+initialization parameters for a launched chain) and the provider launches
+chains when their spawn time passes, so a chain launching later sorts after
+every launched one and cannot change their ports; registering, renaming or
+opting in to a chain that has not launched changes nothing, because such a
+chain is not an input. The one exception: an owner may set a spawn time in the
+past just before launching, and that chain then sorts before launched chains
+with a later spawn time (and can take a derived port one of them held). That
+needs a launch, so an active provider validator that opts in; it is visible in
+the `moved` ports the API and `plan` report. A stopped chain keeps its ports,
+so nothing moves when a chain stops; when the provider deletes it (after the
+unbonding period) its ports are freed, and a chain that had collided with it
+may get its derived port back. The probe start is a domain-separated hash,
 not the derived offset, so moved ports spread over the range instead of piling
 up next to a busy offset; the `v1` tag names this rule should it ever change.
 Every probe sequence visits all 1000 slots, so a kind runs out only when all
 1000 of its ports are taken; in the `document` scheme that cannot happen
-before about 333 chains, in `ics-operator` before 500.
+before about 333 launched chains, in `ics-operator` before 500.
 """
 
 from __future__ import annotations
@@ -51,12 +65,21 @@ from discovery.types import (
     consumer_id_number,
     parse_chain_id,
     parse_consumer_id,
+    parse_spawn_time,
 )
 
 # Number of offsets (and of slots per port kind) in both schemes.
 OFFSET_COUNT = 1000
 
 _PROBE_DOMAIN = b"ics-discovery/port-probe/v1"
+
+# Phases whose chains take ports (rule 0 of the module docstring).
+PORT_HOLDING_PHASES = frozenset({ConsumerPhase.LAUNCHED, ConsumerPhase.STOPPED})
+
+
+def holds_ports(phase: ConsumerPhase | None) -> bool:
+    """Whether a chain in `phase` takes ports: launched, or stopped and not yet deleted."""
+    return phase in PORT_HOLDING_PHASES
 
 
 class PortKind(StrEnum):
@@ -183,24 +206,45 @@ class ConsumerChainRef:
 
     consumer_id: ConsumerId
     chain_id: ChainId
-    # Informational: phases never influence allocation (see the module docstring).
+    # `allocate_ports` takes the chains it is given; which chains take ports
+    # at all is `holds_ports(phase)`, applied by its callers.
     phase: ConsumerPhase | None = None
+    # Spawn time in nanoseconds since the Unix epoch (`types.parse_spawn_time`).
+    spawn_time: int | None = None
 
     def __post_init__(self) -> None:
         # Validate even when built directly, so the sort key can never fail.
         parse_consumer_id(self.consumer_id)
         parse_chain_id(self.chain_id)
+        if self.spawn_time is not None and (
+            isinstance(self.spawn_time, bool) or not isinstance(self.spawn_time, int)
+        ):
+            raise TypeError("spawn_time must be an int (nanoseconds) or None")
 
     @classmethod
     def parse(
-        cls, consumer_id: str, chain_id: str, phase: ConsumerPhase | None = None
+        cls,
+        consumer_id: str,
+        chain_id: str,
+        phase: ConsumerPhase | None = None,
+        spawn_time: str = "",
     ) -> ConsumerChainRef:
-        """Build a reference from raw strings, validating both IDs."""
-        return cls(parse_consumer_id(consumer_id), parse_chain_id(chain_id), phase)
+        """Build a reference from raw strings, validating both IDs and the spawn time."""
+        return cls(
+            parse_consumer_id(consumer_id),
+            parse_chain_id(chain_id),
+            phase,
+            parse_spawn_time(spawn_time),
+        )
 
-    def order_key(self) -> tuple[int, bytes]:
-        """Allocation order: numeric consumer ID, then the chain ID's UTF-8 bytes."""
-        return (consumer_id_number(self.consumer_id), self.chain_id.encode("utf-8"))
+    def order_key(self) -> tuple[int, int, int, bytes]:
+        """Allocation order: spawn time (none last), numeric consumer ID, chain ID bytes."""
+        return (
+            1 if self.spawn_time is None else 0,
+            self.spawn_time or 0,
+            consumer_id_number(self.consumer_id),
+            self.chain_id.encode("utf-8"),
+        )
 
 
 @dataclass(frozen=True)

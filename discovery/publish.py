@@ -54,6 +54,13 @@ NAME_PREFIX: Final = "ics-peers-"
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _READABLE_CHARS: Final = 36
 _HASH_CHARS: Final = 10
+# Kubernetes refuses a ConfigMap whose data (keys and values) exceeds 1 MiB.
+CONFIGMAP_DATA_LIMIT: Final = 1024 * 1024
+# left_out.json lists at most this many validators (sorted); the count of the
+# others goes in `left_out_omitted`. Validators left out because of max_peers
+# can number thousands on a large chain.
+MAX_LEFT_OUT_LISTED: Final = 100
+
 # Re-reads after write conflicts, paused 0.05 s, 0.1 s, ... (about 1.5 s in all).
 _CONFLICT_ATTEMPTS: Final = 6
 _CONFLICT_PAUSE: Final = 0.05
@@ -197,8 +204,20 @@ def build_peers_configmap(
         "peers.txt": "".join(e + "\n" for e in entries),
         "peer_count": str(len(entries)),
         "ports.json": canonical_json(_check_ports(ports), indent=2),
-        "left_out.json": canonical_json(left_doc, indent=2),
+        "left_out.json": canonical_json(left_doc[:MAX_LEFT_OUT_LISTED], indent=2),
     }
+    if len(left_doc) > MAX_LEFT_OUT_LISTED:
+        data["left_out_omitted"] = str(len(left_doc) - MAX_LEFT_OUT_LISTED)
+    if _data_size(data) > CONFIGMAP_DATA_LIMIT:
+        # The reasons are the first thing to give up: the peers are the point.
+        data["left_out.json"] = canonical_json([], indent=2)
+        data["left_out_omitted"] = str(len(left_doc))
+    size = _data_size(data)
+    if size > CONFIGMAP_DATA_LIMIT:
+        raise DiscoveryError(
+            f"peers ConfigMap data would be {size} bytes, over Kubernetes' limit of "
+            f"{CONFIGMAP_DATA_LIMIT}: lower max_peers"
+        )
     peers_hash = hashlib.sha256(persistent_peers.encode("ascii")).hexdigest()
     labels = {
         MANAGED_BY_LABEL: MANAGED_BY_VALUE,
@@ -219,6 +238,10 @@ def build_peers_configmap(
         annotations=MappingProxyType(dict(sorted(annotations.items()))),
         peers_hash=peers_hash,
     )
+
+
+def _data_size(data: Mapping[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
 
 
 def configmap_update(existing: RawObject, desired: PeersConfigMap) -> RawObject | None:

@@ -46,10 +46,11 @@ from pydantic_settings import (
 
 from chainmonitor.addresses import bech32_decode, parse_operator
 from chainmonitor.errors import ChainMonitorError
-from discovery.endpoints import EndpointPolicy
+from discovery.endpoints import EndpointPolicy, EndpointProfile
 from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
 from discovery.interop import Compat
 from discovery.nodekey import MIN_SECRET_BYTES, secret_from_environment
+from discovery.peers import DEFAULT_MAX_PEERS, MAX_PEERS_LIMIT
 from discovery.ports import PortScheme
 from discovery.types import parse_chain_id, parse_node_id
 
@@ -276,6 +277,14 @@ class Settings(BaseSettings):
         "ics-operator. See docs/interop.md.",
         Compat.NONE,
     )
+    max_peers: int = _setting(
+        "consumer nodes",
+        "At most this many persistent peers per consumer chain: the validators with the "
+        f"most power on that chain (1..{MAX_PEERS_LIMIT}).",
+        DEFAULT_MAX_PEERS,
+        ge=1,
+        le=MAX_PEERS_LIMIT,
+    )
 
     # consumer nodes
     consumer_namespace: str | None = _setting(
@@ -442,6 +451,12 @@ class Settings(BaseSettings):
     log_format: LogFormat = _setting("operations", "json (one object per line) or text.", "json")
 
     # endpoint policy
+    endpoint_profile: EndpointProfile = _setting(
+        "endpoint policy",
+        "mainnet: only public unicast addresses, no DNS names (for validators' endpoints and "
+        "our own); testnet: private ranges and DNS names too (Kind, local testnets).",
+        EndpointProfile.MAINNET,
+    )
     endpoint_deny_cidrs: StrList = _setting(
         "endpoint policy",
         "Networks never accepted as a validator's endpoint (CIDRs), on top of loopback, "
@@ -453,8 +468,11 @@ class Settings(BaseSettings):
         "When set, IP endpoints must fall in one of these networks (CIDRs).",
         default_factory=list,
     )
-    endpoint_allow_dns_names: bool = _setting(
-        "endpoint policy", "Accept DNS names as endpoints (CIDR lists cannot judge them).", True
+    endpoint_allow_dns_names: bool | None = _setting(
+        "endpoint policy",
+        "Accept DNS names as endpoints (CIDR lists cannot judge them); unset: the profile's "
+        "choice (mainnet no, testnet yes).",
+        None,
     )
     endpoint_deny_name_suffixes: StrList = _setting(
         "endpoint policy",
@@ -677,7 +695,8 @@ class Settings(BaseSettings):
         return out
 
     def endpoint_policy(self) -> EndpointPolicy:
-        return EndpointPolicy.from_strings(
+        return EndpointPolicy.for_profile(
+            self.endpoint_profile,
             deny=self.endpoint_deny_cidrs,
             allow=self.endpoint_allow_cidrs,
             allow_dns_names=self.endpoint_allow_dns_names,

@@ -8,11 +8,12 @@ every module (and every validator) accepts exactly the same values.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import StrEnum
 from typing import NewType
 
-from discovery.errors import InvalidChainId, InvalidConsumerId, InvalidNodeId
+from discovery.errors import InvalidChainId, InvalidConsumerId, InvalidInput, InvalidNodeId
 
 ChainId = NewType("ChainId", str)
 """A consumer chain's CometBFT chain ID (1..50 bytes of UTF-8)."""
@@ -35,6 +36,11 @@ MAX_CHAIN_ID_BYTES = 50
 _UINT64_MAX = 2**64 - 1
 _CANONICAL_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)", re.ASCII)
 _NODE_ID = re.compile(r"[0-9a-fA-F]{40}", re.ASCII)
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]{1,9}))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))",
+    re.ASCII,
+)
 
 
 class ConsumerPhase(StrEnum):
@@ -84,3 +90,33 @@ def parse_node_id(raw: str) -> NodeId:
     if not _NODE_ID.fullmatch(raw):
         raise InvalidNodeId(raw)
     return NodeId(raw.lower())
+
+
+def parse_spawn_time(raw: str) -> int | None:
+    """A consumer chain's spawn time as integer nanoseconds since the Unix epoch.
+
+    Accepts RFC 3339 as the provider's REST answers and protobuf's JSON form
+    write it (up to nanoseconds, any offset). "" and Go's zero time
+    (`0001-01-01T00:00:00Z`, what the provider reports when no spawn time is
+    set) give None. Integers, so every validator compares spawn times exactly.
+    """
+    if raw == "":
+        return None
+    m = _RFC3339.fullmatch(raw)
+    if m is None:
+        raise InvalidInput(f"spawn time {raw[:60]!r} is not an RFC 3339 timestamp")
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    nanos = int((m.group(7) or "").ljust(9, "0"))
+    offset = 0
+    if m.group(9):
+        offset = (int(m.group(10)) * 60 + int(m.group(11))) * 60
+        offset = offset if m.group(9) == "+" else -offset
+    try:
+        at = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+    except ValueError as e:
+        raise InvalidInput(f"spawn time {raw[:60]!r}: {e}") from e
+    if at == dt.datetime(1, 1, 1, tzinfo=dt.UTC) and nanos == 0 and offset == 0:
+        return None
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    seconds = (at - epoch) // dt.timedelta(seconds=1) - offset
+    return seconds * 1_000_000_000 + nanos

@@ -117,6 +117,7 @@ def start_service(root: Path, plane: ControlPlane, chain: ProviderChain, info: C
         "ICS_DISCOVERY_METRICS_LISTEN": info.metrics,
         "ICS_DISCOVERY_RESYNC_INTERVAL": "60",
         "ICS_DISCOVERY_LOG_FORMAT": "text",
+        "ICS_DISCOVERY_ENDPOINT_PROFILE": "testnet",
     }
     process = Process(
         f"discovery-{info.name}",

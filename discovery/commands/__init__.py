@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
+
+from discovery.cli import UsageError
+from discovery.interop import Compat
+from discovery.ports import PortScheme
 
 
 def json_text(document: Any) -> str:
@@ -15,3 +20,32 @@ def json_text(document: Any) -> str:
 def print_json(document: Any) -> None:
     """Write `json_text(document)` to standard output."""
     sys.stdout.write(json_text(document))
+
+
+def add_scheme_options(parser: argparse.ArgumentParser) -> None:
+    """`--scheme` and `--compat`, read back by `scheme_and_compat`."""
+    parser.add_argument(
+        "--scheme",
+        choices=[s.value for s in PortScheme],
+        default=None,
+        help="port scheme (default: document; ics-operator with --compat ics-operator)",
+    )
+    parser.add_argument(
+        "--compat",
+        choices=[c.value for c in Compat],
+        default=Compat.NONE.value,
+        help=(
+            "ics-operator: as in a network that also runs the Go implementation (its port "
+            "scheme; chains Go refuses get no ports; see docs/interop.md)"
+        ),
+    )
+
+
+def scheme_and_compat(args: argparse.Namespace) -> tuple[PortScheme, Compat]:
+    """The port scheme and compatibility mode the options name (compat implies its scheme)."""
+    compat = Compat(args.compat)
+    if compat is Compat.ICS_OPERATOR:
+        if args.scheme not in (None, PortScheme.ICS_OPERATOR.value):
+            raise UsageError("--compat ics-operator needs --scheme ics-operator")
+        return PortScheme.ICS_OPERATOR, compat
+    return PortScheme(args.scheme or PortScheme.DOCUMENT.value), compat

@@ -18,6 +18,7 @@ from discovery.commands import print_json
 from discovery.commands.endpoint_publish import register_publish
 from discovery.endpoints import (
     EndpointPolicy,
+    EndpointProfile,
     EndpointRejection,
     format_details,
 )
@@ -42,6 +43,13 @@ def register(subparsers: Subparsers) -> None:
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that build an `EndpointPolicy` (see `policy_from_args`)."""
     parser.add_argument(
+        "--endpoint-profile",
+        choices=[p.value for p in EndpointProfile],
+        default=EndpointProfile.MAINNET.value,
+        help="mainnet: public unicast addresses only, no DNS names; testnet: private "
+        "ranges and DNS names too (default: %(default)s)",
+    )
+    parser.add_argument(
         "--deny",
         metavar="CIDR",
         action="append",
@@ -58,7 +66,7 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-dns-names",
         action="store_true",
-        help="reject DNS names (CIDR lists cannot judge them)",
+        help="reject DNS names (CIDR lists cannot judge them), whatever the profile",
     )
     parser.add_argument(
         "--deny-name-suffix",
@@ -72,10 +80,11 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
 def policy_from_args(args: argparse.Namespace) -> EndpointPolicy:
     """The policy the `add_policy_arguments` options describe."""
     try:
-        return EndpointPolicy.from_strings(
+        return EndpointPolicy.for_profile(
+            args.endpoint_profile,
             deny=args.deny,
             allow=args.allow,
-            allow_dns_names=not args.no_dns_names,
+            allow_dns_names=False if args.no_dns_names else None,
             deny_name_suffixes=["local", *args.deny_name_suffix],
         )
     except DiscoveryError as e:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery.cli import UsageError
-from discovery.commands import print_json
+from discovery.commands import add_scheme_options, print_json, scheme_and_compat
 from discovery.errors import DiscoveryError
 from discovery.interop import GO_RESERVED_RANGES, Compat, allocate_for, go_port_refusal
 from discovery.ports import (
@@ -27,7 +27,7 @@ from discovery.ports import (
 )
 from discovery.types import ConsumerId, ConsumerPhase
 
-_PLAN_KEYS = frozenset({"consumer_id", "chain_id", "phase"})
+_PLAN_KEYS = frozenset({"consumer_id", "chain_id", "phase", "spawn_time"})
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,23 +43,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--plan",
         metavar="FILE",
-        help='JSON list of {"consumer_id", "chain_id", "phase"?} objects ("-" for stdin)',
+        help='JSON list of {"consumer_id", "chain_id", "phase"?, "spawn_time"?} objects ("-" '
+        "for stdin), all given ports; `ics-discovery plan` shows which chains the service "
+        "gives ports (launched and stopped ones)",
     )
-    parser.add_argument(
-        "--scheme",
-        choices=[s.value for s in PortScheme],
-        default=None,
-        help="port scheme (default: document; ics-operator with --compat ics-operator)",
-    )
-    parser.add_argument(
-        "--compat",
-        choices=[c.value for c in Compat],
-        default=Compat.NONE.value,
-        help=(
-            "ics-operator: as in a network that also runs the Go implementation (its port "
-            "scheme; chains Go refuses get no ports; see docs/interop.md)"
-        ),
-    )
+    add_scheme_options(parser)
     parser.add_argument(
         "--reserve",
         metavar="PORT",
@@ -72,13 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    compat = Compat(args.compat)
-    if compat is Compat.ICS_OPERATOR:
-        if args.scheme not in (None, PortScheme.ICS_OPERATOR.value):
-            raise UsageError("--compat ics-operator needs --scheme ics-operator")
-        scheme = PortScheme.ICS_OPERATOR
-    else:
-        scheme = PortScheme(args.scheme or PortScheme.DOCUMENT.value)
+    scheme, compat = scheme_and_compat(args)
     if (args.chain_id is None) == (args.plan is None):
         raise UsageError("give either CHAIN_ID or --plan FILE")
     try:
@@ -223,7 +205,10 @@ def _plan_entry(index: int, entry: object) -> ConsumerChainRef:
         except ValueError as e:
             names = ", ".join(p.value for p in ConsumerPhase)
             raise UsageError(f"{where}: phase must be one of {names}") from e
+    spawn_time = entry.get("spawn_time", "")
+    if not isinstance(spawn_time, str):
+        raise UsageError(f"{where}: spawn_time must be an RFC 3339 string")
     try:
-        return ConsumerChainRef.parse(consumer_id, chain_id, phase)
+        return ConsumerChainRef.parse(consumer_id, chain_id, phase, spawn_time)
     except DiscoveryError as e:
         raise UsageError(f"{where}: {e}") from e

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from discovery._proto.ics.discovery.v1 import discovery_pb2 as pb
+from discovery.peers import LeftOutReason
 
 # The chart's default thresholds (metrics.prometheusRule.thresholds).
 STREAM_STALE_SECONDS = 300.0
 STATE_STALE_SECONDS = 1200.0
 PEERS_MIN_RATIO = 0.6
+OVER_MAX_PEERS = LeftOutReason.OVER_MAX_PEERS.value
 ACTION_REASONS = ("duplicate-node-id", "duplicate-address", "unknown-validator")
 LEADERSHIP_CHANGES_MAX = 4
 LAUNCHED = "CONSUMER_PHASE_LAUNCHED"
@@ -130,19 +132,21 @@ def _chain_problems(
                     c.chain_id,
                 )
             )
-        expected = c.peer_count + c.left_out_count
+        ps = peers.get(c.chain_id)
+        # Validators that belong in the list: a cap of max_peers leaves others out rightly.
+        capped = sum(1 for x in ps.left_out if x.reason == OVER_MAX_PEERS) if ps else 0
+        expected = c.peer_count + c.left_out_count - capped
         if c.exposed and c.peer_count < PEERS_MIN_RATIO * expected:
             out.append(
                 Problem(
-                    f"chain {c.chain_id} has {c.peer_count} peers of {expected} opted-in "
-                    "validators",
+                    f"chain {c.chain_id} has {c.peer_count} peers of the {expected} validators "
+                    "that belong in its peer list",
                     "the left-out list says why; ask those validators to publish "
                     "'p2p=HOST node=ID' in their details, or loosen endpointPolicy if it "
                     "refuses them wrongly",
                     c.chain_id,
                 )
             )
-        ps = peers.get(c.chain_id)
         if ps is None:
             continue
         for reason in ACTION_REASONS:

@@ -115,10 +115,10 @@ CASES = [
         "IcsDiscoveryPeersBelowExpected",
         {
             _sel("ics_discovery_peers", **A): "1x30",
-            _sel("ics_discovery_opted_in_validators", **A): "3x30",
+            _sel("ics_discovery_expected_peers", **A): "3x30",
             # Two of three: enough.
             _sel("ics_discovery_peers", **B): "2x30",
-            _sel("ics_discovery_opted_in_validators", **B): "3x30",
+            _sel("ics_discovery_expected_peers", **B): "3x30",
         },
         quiet_at="10m",
         fires_at="20m",

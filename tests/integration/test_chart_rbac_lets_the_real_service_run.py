@@ -116,6 +116,8 @@ async def test_the_service_runs_as_the_charts_service_account(
         "leaderElection.renewDeadline": 3,
         "leaderElection.retryPeriod": 0.5,
         "log.format": "text",
+        # The test's LoadBalancer address is a documentation address.
+        "endpointPolicy.profile": "testnet",
     }
     if scope == "one-namespace":
         chart_values["consumers.namespace"] = consumers

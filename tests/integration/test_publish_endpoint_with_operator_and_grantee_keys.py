@@ -57,6 +57,9 @@ def publish(
             "--grpc",
             node.grpc_address,
             "--json",
+            # The test's hosts are private addresses.
+            "--endpoint-profile",
+            "testnet",
             *args,
         ],
         capture_output=True,

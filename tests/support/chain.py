@@ -328,6 +328,9 @@ class ProviderChain:
     timeout_commit: str = "200ms"
     # Each node's minimum-gas-prices (in stake): above 0, transactions must pay fees.
     min_gas_price: str = "0"
+    # Applied to the final genesis (after collect-gentxs), e.g. to add validators
+    # that run no node (benchmarks); None: the genesis as built.
+    genesis_edit: Callable[[dict[str, Any]], None] | None = None
     nodes: list[ProviderNode] = field(default_factory=list, init=False)
     validators: list[ProviderValidator] = field(default_factory=list, init=False)
     startup_seconds: float = field(default=0.0, init=False)
@@ -511,6 +514,8 @@ class ProviderChain:
         with ThreadPoolExecutor(self.size) as pool:
             gentxs = list(pool.map(gentx, self.nodes))
         self.cli("genesis", "collect-gentxs", "--gentx-dir", str(gentx_dir), home=first.home)
+        if self.genesis_edit is not None:
+            update_json(genesis_path, self.genesis_edit)
         for node in self.nodes[1:]:
             shutil.copyfile(genesis_path, node.home / "config" / "genesis.json")
 
@@ -972,6 +977,7 @@ def start_provider_chain(
     chain_id: str = "provider",
     timeout_commit: str = "200ms",
     min_gas_price: str = "0",
+    genesis_edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> ProviderChain:
     """Start a chain and return it once every node has produced blocks; stop it on any failure."""
     chain = ProviderChain(
@@ -981,6 +987,7 @@ def start_provider_chain(
         chain_id=chain_id,
         timeout_commit=timeout_commit,
         min_gas_price=min_gas_price,
+        genesis_edit=genesis_edit,
     )
     try:
         return chain.start()

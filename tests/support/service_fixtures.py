@@ -97,6 +97,8 @@ class Cluster:
             "renew_deadline": 3.0,
             "retry_period": 0.5,
             "log_format": "text",
+            # Test endpoints are documentation and loopback-network addresses.
+            "endpoint_profile": "testnet",
         }
         values.update(overrides)
         return load_settings(None, **values)

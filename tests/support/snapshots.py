@@ -6,7 +6,7 @@ sorted by operator and consumers by numeric ID, as the monitor hands them out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from chainmonitor.addresses import ConsensusAddress, OperatorAddress, bech32_encode
 from chainmonitor.types import (
@@ -16,6 +16,7 @@ from chainmonitor.types import (
     ConsumerChain,
     ConsumerId,
     ConsumerPhase,
+    ConsumerValidator,
     Description,
     Validator,
 )
@@ -25,11 +26,13 @@ LAUNCHED = ConsumerPhase.LAUNCHED
 
 
 def op(n: int) -> OperatorAddress:
-    return OperatorAddress(bech32_encode("cosmosvaloper", bytes([n]) * 20))
+    raw = bytes([n]) * 20 if n < 256 else b"\xfe" + n.to_bytes(19, "big")
+    return OperatorAddress(bech32_encode("cosmosvaloper", raw))
 
 
 def cons(n: int) -> ConsensusAddress:
-    return ConsensusAddress(bech32_encode("cosmosvalcons", bytes([n + 100]) * 20))
+    raw = bytes([n + 100]) * 20 if n < 156 else b"\xff" + n.to_bytes(19, "big")
+    return ConsensusAddress(bech32_encode("cosmosvalcons", raw))
 
 
 def node_id(n: int) -> str:
@@ -61,12 +64,22 @@ def consumer(
     chain_id: str,
     opted_in: Iterable[int] = (),
     phase: ConsumerPhase = LAUNCHED,
+    *,
+    spawn_time: str = "",
+    powers: Mapping[int, int] | None = None,
 ) -> ConsumerChain:
+    """Consumer chain `consumer_id`; `powers` (validator n to power) is its validator set."""
     return ConsumerChain(
         consumer_id=ConsumerId(str(consumer_id)),
         chain_id=ChainId(chain_id),
         phase=phase,
         opted_in=tuple(sorted(cons(n) for n in opted_in)) if phase.has_opted_in_set else (),
+        spawn_time=spawn_time,
+        validators=(
+            tuple(sorted((ConsumerValidator(cons(n), p) for n, p in powers.items()), key=str))
+            if powers is not None
+            else None
+        ),
     )
 
 

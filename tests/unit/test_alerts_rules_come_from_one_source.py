@@ -62,10 +62,7 @@ def test_chart_thresholds_reach_the_rules() -> None:
     by_name = {r["alert"]: r for g in spec["groups"] for r in g["rules"]}
     assert by_name["IcsDiscoveryProviderStreamDown"]["for"] == "30s"
     assert "30s" in by_name["IcsDiscoveryProviderStreamDown"]["annotations"]["description"]
-    assert (
-        "0.5 * ics_discovery_opted_in_validators"
-        in by_name["IcsDiscoveryPeersBelowExpected"]["expr"]
-    )
+    assert "0.5 * ics_discovery_expected_peers" in by_name["IcsDiscoveryPeersBelowExpected"]["expr"]
     assert 'reason=~"unknown-validator"' in by_name["IcsDiscoveryValidatorsLeftOut"]["expr"]
 
 

@@ -151,6 +151,8 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
             "endpointPolicy.denyCidrs": ["10.0.0.0/8"],
             "endpointPolicy.allowCidrs": ["192.0.2.0/24"],
             "endpointPolicy.allowDnsNames": False,
+            "endpointPolicy.profile": "testnet",
+            "consumers.maxPeers": 17,
             "endpointPolicy.denyNameSuffixes": ["internal", "local"],
         }
     )
@@ -193,6 +195,8 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
     assert s.endpoint_deny_cidrs == ["10.0.0.0/8"]
     assert s.endpoint_allow_cidrs == ["192.0.2.0/24"]
     assert s.endpoint_allow_dns_names is False
+    assert s.endpoint_profile == "testnet"
+    assert s.max_peers == 17
     assert s.endpoint_deny_name_suffixes == ["internal", "local"]
     # The key reaches the process only by reference: no env value holds it.
     key_var = next(v for v in container["env"] if v["name"] == s.publish_key_env)
@@ -237,3 +241,13 @@ def test_node_key_secret_and_peers_namespaces_arrive(monkeypatch: pytest.MonkeyP
     quiet = _rendered(**{"nodeKey.generate": True})
     names = {v["name"] for v in _container(quiet)["env"]}
     assert "ICS_DISCOVERY_NODE_KEY_SECRET_ENV" not in names
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_chart_defaults_to_mainnet_and_its_kind_examples_to_testnet(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = _settings(_environment(_rendered(*CASES[case])), monkeypatch)
+    assert s.endpoint_profile == ("mainnet" if case == "defaults" else "testnet")
+    assert s.endpoint_allow_dns_names is None
+    assert s.max_peers == 50

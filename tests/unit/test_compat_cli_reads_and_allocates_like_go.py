@@ -106,6 +106,8 @@ def test_endpoint_parse_compat_reads_go_forms_and_derives_the_go_node_id(
             "bob",
             "--chain-id",
             "alpha-1",
+            "--endpoint-profile",
+            "testnet",
             "--json",
         ],
         capsys,
@@ -116,7 +118,10 @@ def test_endpoint_parse_compat_reads_go_forms_and_derives_the_go_node_id(
         "node_id": go_node_id("bob", "alpha-1"),
         "node_id_source": "moniker (insecure)",
     }
-    code, out, _ = run(["endpoint", "parse", "p2p=203.0.113.9", "--compat", "ics-operator"], capsys)
+    testnet = ["--endpoint-profile", "testnet"]
+    code, out, _ = run(
+        ["endpoint", "parse", "p2p=203.0.113.9", "--compat", "ics-operator", *testnet], capsys
+    )
     assert code == 0
     assert out == "host: 203.0.113.9\nnode_id: -\nnode_id_source: -\n"
 

@@ -239,7 +239,11 @@ def test_compat_peers_list_a_go_validator_with_its_go_node_id() -> None:
     assert "no-node-id" in {x.reason for x in plain_chain.peer_list.left_out}
 
 
-def test_two_validators_with_one_moniker_are_both_left_out() -> None:
+def test_a_copied_moniker_does_not_evict_the_go_validator() -> None:
+    # Validator 3 copies bob's moniker, so both get the same Go-derived node ID.
+    # As with any duplicate claim, both are kept: leaving both out would let
+    # anyone evict a Go validator by copying its moniker, and CometBFT refuses a
+    # connection whose key does not match the ID (which is all moniker IDs offer).
     snap = snapshot(
         [
             validator(1),
@@ -250,9 +254,11 @@ def test_two_validators_with_one_moniker_are_both_left_out() -> None:
     )
     d = desired_cluster(snap, US, COMPAT, DEFAULT_POLICY)
     [chain] = d.chains
-    assert chain.peers.persistent_peers() == ""
-    assert {x.reason for x in chain.peer_list.left_out} == {"duplicate-node-id"}
-    assert chain.moniker_node_ids == ()
+    p2p = chain.allocation.ports.p2p
+    bob = go_node_id("bob", "alpha-1")
+    assert chain.peers.persistent_peers() == f"{bob}@203.0.113.2:{p2p},{bob}@203.0.113.3:{p2p}"
+    assert chain.peer_list.left_out == ()
+    assert set(chain.moniker_node_ids) == {OperatorAddress(op(2)), OperatorAddress(op(3))}
 
 
 @settings(max_examples=100)

@@ -54,7 +54,9 @@ def test_launched_opted_in_chain_gets_port_selector_peers_and_configmap() -> Non
     assert d.problems == ()
 
 
-def test_chains_not_launched_or_not_ours_are_not_exposed_but_keep_their_ports() -> None:
+def test_chains_not_launched_or_not_ours_are_not_exposed_and_only_launched_ones_hold_ports() -> (
+    None
+):
     snap = snapshot(
         [validator(1), validator(2)],
         [
@@ -77,8 +79,14 @@ def test_chains_not_launched_or_not_ours_are_not_exposed_but_keep_their_ports() 
     }
     assert views["registered"].opted_in
     assert not views["theirs"].opted_in
-    # Every chain the provider lists has ports, so the API can answer GetPorts for any.
-    assert all(v.ports is not None for v in views.values())
+    # Launched and stopped chains hold ports; chains that never launched take none.
+    assert {k: v.ports is not None for k, v in views.items()} == {
+        "registered": False,
+        "initialized": False,
+        "theirs": True,
+        "stopped": True,
+        "ours": True,
+    }
 
 
 def test_ports_are_allocated_over_every_chain_including_stopped_ones() -> None:

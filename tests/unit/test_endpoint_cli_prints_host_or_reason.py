@@ -13,7 +13,12 @@ from discovery.commands import endpoint as endpoint_command
 NODE = "0123456789abcdef0123456789abcdef01234567"
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def run(
+    argv: list[str], capsys: pytest.CaptureFixture[str], profile: str | None = "testnet"
+) -> tuple[int, str, str]:
+    """Run the CLI; these tests use private and documentation addresses, so testnet by default."""
+    if profile is not None:
+        argv = [*argv, "--endpoint-profile", profile]
     try:
         code = main(argv)
     except SystemExit as e:
@@ -143,3 +148,34 @@ def test_a_further_action_can_be_registered(capsys: pytest.CaptureFixture[str]) 
         assert capsys.readouterr().out == "echo\n"
     finally:
         endpoint_command.ACTIONS[:] = original
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        "p2p=10.96.0.1",
+        "p2p=100.64.0.1",
+        "p2p=192.168.97.110",
+        "p2p=203.0.113.7",
+        "p2p=[fd00::1]",
+        "p2p=[2001:db8::1]",
+        "p2p=kubernetes.default",
+        "p2p=metadata.google.internal",
+    ],
+)
+def test_the_default_profile_is_mainnet_and_refuses_private_ranges_and_names(
+    details: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["endpoint", "parse", details], capsys, profile=None)
+    assert (code, out) == (2, "")
+    assert "denied-by-policy" in err
+    code, _, _ = run(["endpoint", "parse", details], capsys, profile="testnet")
+    assert code == 0
+
+
+def test_mainnet_accepts_public_unicast(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["endpoint", "parse", "p2p=8.8.4.4", "--json"], capsys, profile=None)
+    assert code == 0
+    assert json.loads(out)["host"] == "8.8.4.4"
+    code, out, _ = run(["endpoint", "parse", "p2p=[2606:4700::1111]"], capsys, profile=None)
+    assert code == 0

@@ -34,6 +34,7 @@ from chainmonitor.types import (
     ConsumerChain,
     ConsumerId,
     ConsumerPhase,
+    ConsumerValidator,
     Description,
     Validator,
 )
@@ -89,13 +90,30 @@ class TableQueries:
         self.calls["consumer_chains"] += 1
         at = self._answer_height()
         chains = sorted(self.chains.values(), key=lambda c: int(c.consumer_id))
-        return AtHeight(at, tuple(replace(c, opted_in=()) for c in chains))
+        return AtHeight(
+            at,
+            tuple(replace(c, opted_in=(), spawn_time="", validators=None) for c in chains),
+        )
 
     async def opted_in(
         self, consumer_id: ConsumerId, height: int | None = None
     ) -> AtHeight[tuple[ConsensusAddress, ...]]:
         self.calls["opted_in"] += 1
         return AtHeight(height or self.height, self.chains[consumer_id].opted_in)
+
+    async def consumer_validators(
+        self, consumer_id: ConsumerId, height: int | None = None
+    ) -> AtHeight[tuple[ConsumerValidator, ...]]:
+        self.calls["consumer_validators"] += 1
+        return AtHeight(height or self.height, self.chains[consumer_id].validators or ())
+
+    async def spawn_time(self, consumer_id: ConsumerId, height: int | None = None) -> AtHeight[str]:
+        self.calls["spawn_time"] += 1
+        return AtHeight(height or self.height, self.chains[consumer_id].spawn_time)
+
+    async def blocks_per_epoch(self, height: int | None = None) -> AtHeight[int]:
+        self.calls["blocks_per_epoch"] += 1
+        return AtHeight(height or self.height, 5)
 
     async def close(self) -> None:
         return None
@@ -349,3 +367,66 @@ async def test_block_times_from_the_stream_are_kept_for_recent_heights() -> None
         assert monitor.block_time(399) == 399.0
         assert monitor.block_time(144) == 144.0
         assert monitor.block_time(143) is None
+
+
+async def test_launched_chains_carry_their_validator_set_and_spawn_time_read_once() -> None:
+    q = table()
+    q.chains[ConsumerId("0")] = replace(
+        q.chains[ConsumerId("0")],
+        spawn_time="2026-01-01T00:00:00Z",
+        validators=(ConsumerValidator(cons(1), 7), ConsumerValidator(cons(2), 3)),
+    )
+    q.chains[ConsumerId("2")] = ConsumerChain(
+        ConsumerId("2"), ChainId("spam"), ConsumerPhase.REGISTERED, (cons(3),)
+    )
+    async with running(q) as monitor:
+        snap = monitor.snapshot
+        assert snap is not None
+        launched_chain = snap.consumer("0")
+        assert launched_chain is not None
+        assert launched_chain.spawn_time == "2026-01-01T00:00:00Z"
+        assert launched_chain.validators == (
+            ConsumerValidator(cons(1), 7),
+            ConsumerValidator(cons(2), 3),
+        )
+        spam = snap.consumer("2")
+        assert spam is not None
+        assert spam.validators is None
+        # Stopped chains keep a spawn time (they hold ports); only launched ones a set.
+        assert q.calls["consumer_validators"] == 1
+        assert q.calls["spawn_time"] == 2
+        q.height += 1
+        monitor.hint(Resync("test"))
+        await monitor.wait_for(lambda s: s.height >= q.height)
+        # Spawn times are frozen at launch: not asked again.
+        assert q.calls["spawn_time"] == 2
+        assert q.calls["consumer_validators"] == 2
+
+
+async def test_pending_opt_ins_reload_consumers_at_the_epoch_end_only() -> None:
+    q = table()
+    # 1 and 2 opted in; only 1 has power yet: 2's opt-in awaits the epoch end.
+    q.chains[ConsumerId("0")] = replace(
+        q.chains[ConsumerId("0")], validators=(ConsumerValidator(cons(1), 7),)
+    )
+    async with running(q) as monitor:
+        loads = q.calls["consumer_chains"]
+        monitor.hint(BlockCommitted(12))  # not an epoch end (epochs of 5 blocks)
+        await asyncio.sleep(0.1)
+        assert q.calls["consumer_chains"] == loads
+        q.chains[ConsumerId("0")] = replace(
+            q.chains[ConsumerId("0")],
+            validators=(ConsumerValidator(cons(1), 7), ConsumerValidator(cons(2), 3)),
+        )
+        q.height = 15
+        monitor.hint(BlockCommitted(15))
+        snap = await monitor.wait_for(
+            lambda s: (c := s.consumer("0")) is not None and len(c.validators or ()) == 2
+        )
+        assert q.calls["consumer_chains"] == loads + 1
+        assert snap.height >= 15
+        # Nothing pending any more: later epoch ends cost no query.
+        monitor.hint(BlockCommitted(20))
+        await asyncio.sleep(0.1)
+        assert q.calls["consumer_chains"] == loads + 1
+        assert q.calls["blocks_per_epoch"] == 1

@@ -34,6 +34,33 @@ def test_chain_rows_say_opted_in_exposed_problem_and_validators() -> None:
     assert (b.exposed, b.problem, b.validators) == (False, True, None)
 
 
+def test_validators_left_out_by_the_max_peers_cap_are_not_expected_peers() -> None:
+    # Five validators with power besides us, max_peers 2: three are capped out,
+    # as they should be, and one publishes nothing (it should have).
+    vals = [validator(n) for n in range(1, 6)]
+    vals.append(validator(6, "no endpoint here"))
+    snap = snapshot(
+        vals,
+        [
+            consumer(
+                1,
+                "capped-1",
+                opted_in=[1, 2, 3, 4, 5, 6],
+                powers={1: 60, 2: 50, 3: 40, 4: 30, 5: 20, 6: 10},
+            )
+        ],
+    )
+    policy = ExposurePolicy(consumer_namespace="c", max_peers=2)
+    desired = desired_cluster(snap, op(1), policy, DEFAULT_POLICY)
+    [row] = chain_gauges(desired.state)
+    [chain] = desired.state.chains
+    assert chain.peers is not None
+    reasons = sorted(x.reason for x in chain.peers.left_out)
+    assert reasons == ["no-endpoint", "over-max-peers", "over-max-peers"]
+    assert len(chain.peers.peers) == 2
+    assert row.validators == 3
+
+
 def test_rendered_chain_series_follow_the_state_and_vanish_with_the_chain() -> None:
     metrics = ServiceMetrics()
     state = build_state(chains={"1": "consumer-a", "2": "consumer-b"})
@@ -44,7 +71,7 @@ def test_rendered_chain_series_follow_the_state_and_vanish_with_the_chain() -> N
     assert sample_value(text, "ics_discovery_chain_opted_in", {**labels, "phase": phase}) == 1
     assert sample_value(text, "ics_discovery_chain_exposed", labels) == 1
     assert sample_value(text, "ics_discovery_chain_problem", labels) == 0
-    assert sample_value(text, "ics_discovery_opted_in_validators", {"chain_id": "consumer-a"}) == 3
+    assert sample_value(text, "ics_discovery_expected_peers", {"chain_id": "consumer-a"}) == 3
 
     down = replace(state.chains[0], exposed=False, problem="LoadBalancer port taken")
     metrics.observe_state(replace(state, chains=(down,), height=101))

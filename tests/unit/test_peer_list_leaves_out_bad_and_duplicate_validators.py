@@ -110,25 +110,42 @@ def test_one_bad_validator_does_not_stop_the_others() -> None:
     assert reasons(peers) == {"cosmosvaloper1hostile": LeftOutReason.INVALID_ENDPOINT}
 
 
-def test_duplicate_node_ids_leave_out_every_claimant() -> None:
+def test_an_impostor_claiming_anothers_node_id_removes_nobody() -> None:
     a = validator("a", f"p2p=203.0.113.10 node={node(10)}")
-    b = validator("b", f"p2p=203.0.113.11 node={node(10)}")
+    impostor = validator("b", f"p2p=203.0.113.11 node={node(10)}")
     c = validator("c", f"p2p=203.0.113.12 node={node(12)}")
-    peers = build(a, b, c)
-    assert peers.entries() == (f"{node(12)}@203.0.113.12:{PORT}",)
-    assert reasons(peers) == {
-        "cosmosvaloper1a": LeftOutReason.DUPLICATE_NODE_ID,
-        "cosmosvaloper1b": LeftOutReason.DUPLICATE_NODE_ID,
-    }
+    peers = build(a, impostor, c)
+    # Both claims stay: CometBFT refuses the one whose key does not match.
+    assert peers.entries() == tuple(
+        sorted(
+            [
+                f"{node(10)}@203.0.113.10:{PORT}",
+                f"{node(10)}@203.0.113.11:{PORT}",
+                f"{node(12)}@203.0.113.12:{PORT}",
+            ]
+        )
+    )
+    assert peers.left_out == ()
 
 
-def test_duplicate_addresses_leave_out_every_claimant() -> None:
+def test_an_impostor_claiming_anothers_host_removes_nobody() -> None:
     a = validator("a", f"p2p=203.0.113.10 node={node(10)}")
     # The same host written differently is still the same host.
     b = validator("b", f"p2p=[::ffff:203.0.113.10]:26656 node={node(11)}")
     peers = build(a, b)
-    assert peers.peers == ()
-    assert set(reasons(peers).values()) == {LeftOutReason.DUPLICATE_ADDRESS}
+    assert {p.operator_address for p in peers.peers} == {a.operator_address, b.operator_address}
+    assert peers.left_out == ()
+
+
+def test_one_validator_publishing_anothers_host_and_a_third_ones_id_removes_neither() -> None:
+    # The attack: p2p=<B's host> node=<A's node ID> used to evict A and B.
+    a = validator("a", f"p2p=203.0.113.10 node={node(10)}")
+    b = validator("b", f"p2p=203.0.113.11 node={node(11)}")
+    mallory = validator("m", f"p2p=203.0.113.11 node={node(10)}")
+    peers = build(a, b, mallory)
+    assert f"{node(10)}@203.0.113.10:{PORT}" in peers.entries()
+    assert f"{node(11)}@203.0.113.11:{PORT}" in peers.entries()
+    assert peers.left_out == ()
 
 
 def test_copying_our_endpoint_or_node_id_only_hurts_the_copier() -> None:
@@ -238,8 +255,9 @@ def test_every_built_list_passes_cometbft_checks_and_accounts_for_everyone(
         assert entry.count("@") == 1
         assert "," not in entry
         assert entry.endswith(f":{port}")
-    assert len({p.node_id for p in peers.peers}) == len(peers.peers)
-    assert len({p.host for p in peers.peers}) == len(peers.peers)
+    # Nobody claiming our node ID or host is a peer; duplicates among others stay.
+    assert all(p.node_id != "0" * 40 for p in peers.peers)
+    assert all(p.host.name != "203.0.113.1" for p in peers.peers)
     listed = [p.operator_address for p in peers.peers] + [
         x.operator_address for x in peers.left_out
     ]

@@ -12,6 +12,7 @@ import pytest
 
 from discovery.cli import main
 from discovery.ports import PortScheme, derive_ports
+from tests.support.snapshots import colliding_chain_ids
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -202,3 +203,24 @@ def test_installed_entry_point_reports_bad_input_on_one_line() -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr == "ics-discovery ports: invalid chain ID '': empty\n"
+
+
+def test_plan_entries_take_spawn_times_which_order_the_allocation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = colliding_chain_ids()
+    plan = tmp_path / "plan.json"
+    # The higher consumer ID launched first: it keeps its derived ports.
+    plan.write_text(
+        json.dumps(
+            [
+                {"consumer_id": "1", "chain_id": first, "spawn_time": "2026-01-02T00:00:00Z"},
+                {"consumer_id": "9", "chain_id": second, "spawn_time": "2026-01-01T00:00:00Z"},
+            ]
+        )
+    )
+    assert main(["ports", "--plan", str(plan), "--json"]) == 0
+    chains = json.loads(capsys.readouterr().out)["chains"]
+    assert [c["consumer_id"] for c in chains] == ["9", "1"]
+    assert chains[0]["moved"] == []
+    assert "p2p" in chains[1]["moved"]

@@ -72,12 +72,29 @@ def test_too_few_peers_and_left_out_reasons_that_need_action() -> None:
     peers = replace(chain.peers, peers=(), left_out=(*chain.peers.left_out, dup, dup))
     problems = _problems(replace(STATE, chains=(replace(chain, peers=peers),)), None)
     whats = [p.what for p in problems]
-    assert any("has 0 peers of 3" in w for w in whats), whats
+    assert any("has 0 peers of the 3 validators" in w for w in whats), whats
     [dup_problem] = [p for p in problems if "duplicate-node-id" in p.what]
     assert "copycat" in dup_problem.what
     assert dup_problem.chain_id == "consumer-a"
     # mallory's invalid endpoint is hers to fix: no problem of ours.
     assert not any("invalid-endpoint" in w for w in whats)
+
+
+def test_validators_capped_by_max_peers_are_not_missing_peers() -> None:
+    chain = STATE.chains[0]
+    assert chain.peers is not None
+    capped = [
+        LeftOutRecord(f"cosmosvalcons1c{n}", f"cosmosvaloper1c{n}", f"c{n}", "over-max-peers", "")
+        for n in range(10)
+    ]
+    # 2 peers, mallory left out, 10 over the cap: 2 of the 3 that belong is enough.
+    peers = replace(chain.peers, left_out=(*chain.peers.left_out, *capped))
+    problems = _problems(replace(STATE, chains=(replace(chain, peers=peers),)), None)
+    assert not any("peers of" in p.what for p in problems), problems
+    # With one peer gone it is 1 of 2, a problem, still not counting the capped ones.
+    fewer = replace(peers, peers=peers.peers[:1])
+    problems = _problems(replace(STATE, chains=(replace(chain, peers=fewer),)), None)
+    assert any("has 1 peers of the 2 validators" in p.what for p in problems), problems
 
 
 def test_metric_conditions_each_become_a_problem() -> None:

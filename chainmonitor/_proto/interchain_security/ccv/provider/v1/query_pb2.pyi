@@ -68,3 +68,71 @@ class QueryConsumerChainOptedInValidatorsResponse(_message.Message):
     VALIDATORS_PROVIDER_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     validators_provider_addresses: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, validators_provider_addresses: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class QueryConsumerValidatorsRequest(_message.Message):
+    __slots__ = ("consumer_id",)
+    CONSUMER_ID_FIELD_NUMBER: _ClassVar[int]
+    consumer_id: str
+    def __init__(self, consumer_id: _Optional[str] = ...) -> None: ...
+
+class QueryConsumerValidatorsValidator(_message.Message):
+    __slots__ = ("provider_address", "consumer_power")
+    PROVIDER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_POWER_FIELD_NUMBER: _ClassVar[int]
+    provider_address: str
+    consumer_power: int
+    def __init__(self, provider_address: _Optional[str] = ..., consumer_power: _Optional[int] = ...) -> None: ...
+
+class QueryConsumerValidatorsResponse(_message.Message):
+    __slots__ = ("validators",)
+    VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    validators: _containers.RepeatedCompositeFieldContainer[QueryConsumerValidatorsValidator]
+    def __init__(self, validators: _Optional[_Iterable[_Union[QueryConsumerValidatorsValidator, _Mapping[str, object]]]] = ...) -> None: ...
+
+class QueryConsumerChainRequest(_message.Message):
+    __slots__ = ("consumer_id",)
+    CONSUMER_ID_FIELD_NUMBER: _ClassVar[int]
+    consumer_id: str
+    def __init__(self, consumer_id: _Optional[str] = ...) -> None: ...
+
+class QueryConsumerChainResponse(_message.Message):
+    __slots__ = ("consumer_id", "chain_id", "phase", "init_params")
+    CONSUMER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    INIT_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    consumer_id: str
+    chain_id: str
+    phase: str
+    init_params: ConsumerInitializationParameters
+    def __init__(self, consumer_id: _Optional[str] = ..., chain_id: _Optional[str] = ..., phase: _Optional[str] = ..., init_params: _Optional[_Union[ConsumerInitializationParameters, _Mapping[str, object]]] = ...) -> None: ...
+
+class ConsumerInitializationParameters(_message.Message):
+    __slots__ = ("spawn_time",)
+    SPAWN_TIME_FIELD_NUMBER: _ClassVar[int]
+    spawn_time: Timestamp
+    def __init__(self, spawn_time: _Optional[_Union[Timestamp, _Mapping[str, object]]] = ...) -> None: ...
+
+class Timestamp(_message.Message):
+    __slots__ = ("seconds", "nanos")
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    NANOS_FIELD_NUMBER: _ClassVar[int]
+    seconds: int
+    nanos: int
+    def __init__(self, seconds: _Optional[int] = ..., nanos: _Optional[int] = ...) -> None: ...
+
+class QueryParamsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class QueryParamsResponse(_message.Message):
+    __slots__ = ("params",)
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    params: Params
+    def __init__(self, params: _Optional[_Union[Params, _Mapping[str, object]]] = ...) -> None: ...
+
+class Params(_message.Message):
+    __slots__ = ("blocks_per_epoch",)
+    BLOCKS_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    blocks_per_epoch: int
+    def __init__(self, blocks_per_epoch: _Optional[int] = ...) -> None: ...

@@ -46,6 +46,21 @@ class QueryStub(object):
                 request_serializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainOptedInValidatorsRequest.SerializeToString,
                 response_deserializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainOptedInValidatorsResponse.FromString,
                 _registered_method=True)
+        self.QueryConsumerValidators = channel.unary_unary(
+                '/interchain_security.ccv.provider.v1.Query/QueryConsumerValidators',
+                request_serializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerValidatorsRequest.SerializeToString,
+                response_deserializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerValidatorsResponse.FromString,
+                _registered_method=True)
+        self.QueryConsumerChain = channel.unary_unary(
+                '/interchain_security.ccv.provider.v1.Query/QueryConsumerChain',
+                request_serializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainRequest.SerializeToString,
+                response_deserializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainResponse.FromString,
+                _registered_method=True)
+        self.QueryParams = channel.unary_unary(
+                '/interchain_security.ccv.provider.v1.Query/QueryParams',
+                request_serializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryParamsRequest.SerializeToString,
+                response_deserializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryParamsResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServicer(object):
@@ -65,6 +80,27 @@ class QueryServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryConsumerValidators(self, request, context):
+        """REST: GET /interchain_security/ccv/provider/consumer_validators/{consumer_id}
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryConsumerChain(self, request, context):
+        """REST: GET /interchain_security/ccv/provider/consumer_chain/{consumer_id}
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryParams(self, request, context):
+        """REST: GET /interchain_security/ccv/provider/params
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +113,21 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.QueryConsumerChainOptedInValidators,
                     request_deserializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainOptedInValidatorsRequest.FromString,
                     response_serializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainOptedInValidatorsResponse.SerializeToString,
+            ),
+            'QueryConsumerValidators': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryConsumerValidators,
+                    request_deserializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerValidatorsRequest.FromString,
+                    response_serializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerValidatorsResponse.SerializeToString,
+            ),
+            'QueryConsumerChain': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryConsumerChain,
+                    request_deserializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainRequest.FromString,
+                    response_serializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainResponse.SerializeToString,
+            ),
+            'QueryParams': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryParams,
+                    request_deserializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryParamsRequest.FromString,
+                    response_serializer=interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryParamsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +184,87 @@ class Query(object):
             '/interchain_security.ccv.provider.v1.Query/QueryConsumerChainOptedInValidators',
             interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainOptedInValidatorsRequest.SerializeToString,
             interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainOptedInValidatorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryConsumerValidators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interchain_security.ccv.provider.v1.Query/QueryConsumerValidators',
+            interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerValidatorsRequest.SerializeToString,
+            interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerValidatorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryConsumerChain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interchain_security.ccv.provider.v1.Query/QueryConsumerChain',
+            interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainRequest.SerializeToString,
+            interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryConsumerChainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryParams(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interchain_security.ccv.provider.v1.Query/QueryParams',
+            interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryParamsRequest.SerializeToString,
+            interchain__security_dot_ccv_dot_provider_dot_v1_dot_query__pb2.QueryParamsResponse.FromString,
             options,
             channel_credentials,
             insecure,

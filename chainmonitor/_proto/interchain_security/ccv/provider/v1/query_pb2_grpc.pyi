@@ -15,3 +15,15 @@ class QueryStub:
         _m0.QueryConsumerChainOptedInValidatorsRequest,
         _m0.QueryConsumerChainOptedInValidatorsResponse,
     ]
+    QueryConsumerValidators: UnaryUnary[
+        _m0.QueryConsumerValidatorsRequest,
+        _m0.QueryConsumerValidatorsResponse,
+    ]
+    QueryConsumerChain: UnaryUnary[
+        _m0.QueryConsumerChainRequest,
+        _m0.QueryConsumerChainResponse,
+    ]
+    QueryParams: UnaryUnary[
+        _m0.QueryParamsRequest,
+        _m0.QueryParamsResponse,
+    ]
