@@ -78,6 +78,12 @@ async def running_monitor(
             await monitor.wait_for(lambda s: bool(s.validators))
             # Live: subscribed, so no event of what the test does next is missed.
             await wait_until(lambda: monitor.counters.stream.connected, "stream live")
+            # The resync the connection asks for is done too (alone, or merged with the
+            # start's), so a test counting resyncs from here sees only its own.
+            await wait_until(
+                lambda: "connected" in monitor.counters.last_resync_reason.split(", "),
+                "the connection's resync",
+            )
         yield monitor
     finally:
         task.cancel()
