@@ -44,6 +44,7 @@ from discovery.logs import configure_logging
 from discovery.metrics import Check, MetricsServer, ServiceMetrics
 from discovery.nodekey import derive_node_key, secret_from_environment
 from discovery.notify import DialOutcome, NotifyError, PeerDialer
+from discovery.operator_notify import OperatorNotifier, OperatorNotifyError, ResourceOutcome
 from discovery.opsmetrics import PodCount, own_endpoint_matches
 from discovery.own_endpoint import IngressWatch, endpoint_update
 from discovery.publish import (
@@ -272,6 +273,7 @@ class DiscoveryService:
         self.configmaps = PeersConfigMapControl(self.rest)
         self.restarts = RestartNotifier(self.rest)
         self.dialer = PeerDialer(settings.consumer_rpc_port)
+        self.operators = OperatorNotifier(self.rest)
         self.queries = queries if queries is not None else chain_queries(settings)
         urls = settings.websocket_urls()
         self.monitor = ChainMonitor(
@@ -337,6 +339,10 @@ class DiscoveryService:
         self._publish_problems: dict[str, str] = {}
         self._notified: dict[tuple[str, str], str] = {}
         self._dialed: dict[str, str] = {}
+        # Operator node resources: peers hash written per chain, and what status shows.
+        self._operator_written: dict[str, str] = {}
+        self._operator_problems: dict[str, str] = {}
+        self._operator_nodes: dict[str, tuple[str, bool]] = {}
         self._last: DesiredCluster | None = None
         self._logged_problems: frozenset[str] = frozenset()
         self._publishing: asyncio.Task[None] | None = None
@@ -580,12 +586,15 @@ class DiscoveryService:
                 if fresh != pods:
                     pods, desired = fresh, self._desired(snapshot, fresh, leading=True)
             clean = await self._publish(desired, full=full) and clean
-            clean = await self._notify(desired, pods) and clean
+            clean = await self._notify(desired, pods, full=full) and clean
             self._maybe_publish_own_endpoint(snapshot)
             outcomes = self._lb_outcomes
         else:
             outcomes = {}
-        state = observed_state(desired.state, outcomes, self._publish_problems)
+        problems = dict(self._publish_problems)
+        for chain_id, text in self._operator_problems.items():
+            problems[chain_id] = f"{problems[chain_id]}; {text}" if chain_id in problems else text
+        state = observed_state(desired.state, outcomes, problems)
         self.metrics.ops.observe_pods(pod_counts(desired, pods) if leading else None)
         self._observe_own_endpoint(snapshot)
         self._log_changes(desired)
@@ -706,9 +715,15 @@ class DiscoveryService:
 
     # --- telling consumer nodes ------------------------------------------------
 
-    async def _notify(self, desired: DesiredCluster, pods: Mapping[str, Sequence[PodInfo]]) -> bool:
+    async def _notify(
+        self, desired: DesiredCluster, pods: Mapping[str, Sequence[PodInfo]], *, full: bool = True
+    ) -> bool:
         clean = True
+        for chain_id in set(self._operator_problems) - {c.chain_id for c in desired.chains}:
+            self._operator_problems.pop(chain_id, None)
         for chain in desired.chains:
+            if chain.notify in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT):
+                clean = await self._notify_operator(chain, full=full) and clean
             if chain.notify is NotifyMode.RESTART:
                 clean = await self._restart(chain) and clean
             elif chain.notify is NotifyMode.DIAL:
@@ -762,6 +777,80 @@ class DiscoveryService:
             else:
                 self._notified[key] = cm.peers_hash
         return clean
+
+    async def _notify_operator(self, chain: DesiredChain, *, full: bool) -> bool:
+        """Write the chain's peers into its operator node resource(s); True when they carry them."""
+        target, chain_id = chain.notify.value, chain.chain_id
+        if not full and self._operator_written.get(chain_id) == chain.peers_hash:
+            return True
+        before = self.operators.patches
+        try:
+            report = await self.operators.notify(
+                target,
+                chain_id,
+                chain.peers.persistent_peers().split(",") if chain.peers.peers else [],
+                self._peers_list_namespaces(),
+                self.settings.notify_resources.get(chain_id),
+            )
+        except (OperatorNotifyError, DiscoveryError) as e:
+            self._operator_written.pop(chain_id, None)
+            self._operator_nodes[chain_id] = ("", False)
+            if self._operator_problems.get(chain_id) != str(e):
+                log.warning(
+                    "operator node resource not written",
+                    extra={"chain_id": chain_id, "target": target, "error": str(e)},
+                )
+            self._operator_problems[chain_id] = str(e)
+            self._notified_metric(chain_id, target, "failed")
+            return False
+        self._count(target, self.operators.patches - before, "patch")
+        if report.missing:
+            self._operator_written.pop(chain_id, None)
+            self._operator_nodes[chain_id] = ("", False)
+            if self._operator_problems.get(chain_id) != report.missing:
+                log.warning(
+                    "operator node resource missing",
+                    extra={"chain_id": chain_id, "target": target, "problem": report.missing},
+                )
+                self._notified_metric(chain_id, target, "missing")
+            self._operator_problems[chain_id] = report.missing
+            return False
+        failed = [r for r in report.results if r.outcome is ResourceOutcome.FAILED]
+        for r in report.results:
+            if r.outcome is ResourceOutcome.PATCHED:
+                self._notified_metric(chain_id, target, "done")
+                log.info(
+                    "operator node resource given new peers",
+                    extra={
+                        "chain_id": chain_id,
+                        "target": target,
+                        "resource": r.resource,
+                        "peer_count": len(chain.peers.peers),
+                        "peers_hash": chain.peers_hash[:12],
+                    },
+                )
+            elif r.outcome is ResourceOutcome.FAILED:
+                self._notified_metric(chain_id, target, "failed")
+                self.metrics.ops.kubernetes_write_errors.labels(resource=target).inc()
+                log.warning(
+                    "operator node resource not written",
+                    extra={
+                        "chain_id": chain_id,
+                        "target": target,
+                        "resource": r.resource,
+                        "error": r.detail,
+                    },
+                )
+        self._operator_nodes[chain_id] = (report.resources(), not failed)
+        if failed:
+            self._operator_written.pop(chain_id, None)
+            self._operator_problems[chain_id] = "; ".join(
+                f"{r.resource}: {r.detail}" for r in failed
+            )
+            return False
+        self._operator_problems.pop(chain_id, None)
+        self._operator_written[chain_id] = chain.peers_hash
+        return True
 
     def _notified_metric(self, chain_id: str, mode: str, outcome: str, count: int = 1) -> None:
         if count:
