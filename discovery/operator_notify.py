@@ -135,7 +135,7 @@ class OperatorNotifier:
             return OperatorReport(
                 target, (), missing=f"no {kinds} that {what} in {where}: peers not written"
             )
-        results = tuple(self._write(kind, obj, entries) for kind, obj in found)
+        results = tuple(self.write(kind, obj, entries) for kind, obj in found)
         return OperatorReport(target, results)
 
     def _find(
@@ -174,7 +174,7 @@ class OperatorNotifier:
             ) from e
         return list(items)
 
-    def _write(
+    def write(
         self, kind: ResourceKind, obj: Mapping[str, Any], entries: tuple[str, ...]
     ) -> ResourceResult:
         meta = obj.get("metadata") or {}
