@@ -183,6 +183,30 @@ def observed_state(
     return replace(state, chains=tuple(chains))
 
 
+def with_notify_views(
+    state: DiscoveryState,
+    modes: Mapping[str, str],
+    nodes: Mapping[str, tuple[str, bool]],
+) -> DiscoveryState:
+    """`state` with each exposed chain's notify mode and, for the operator modes, the node
+    resources written and whether they carry the current peers (from `nodes`). Pure."""
+    chains = []
+    for view in state.chains:
+        if not view.exposed or view.chain_id not in modes:
+            chains.append(view)
+            continue
+        resources, current = nodes.get(view.chain_id, ("", False))
+        chains.append(
+            replace(
+                view,
+                notify=modes[view.chain_id],
+                node_resources=resources,
+                node_peers_current=current,
+            )
+        )
+    return replace(state, chains=tuple(chains))
+
+
 def pod_counts(
     desired: DesiredCluster, pods: Mapping[str, Sequence[PodInfo]]
 ) -> dict[str, PodCount]:
@@ -595,6 +619,11 @@ class DiscoveryService:
         for chain_id, text in self._operator_problems.items():
             problems[chain_id] = f"{problems[chain_id]}; {text}" if chain_id in problems else text
         state = observed_state(desired.state, outcomes, problems)
+        state = with_notify_views(
+            state,
+            {c.chain_id: c.notify.value for c in desired.chains},
+            self._operator_nodes if leading else {},
+        )
         self.metrics.ops.observe_pods(pod_counts(desired, pods) if leading else None)
         self._observe_own_endpoint(snapshot)
         self._log_changes(desired)

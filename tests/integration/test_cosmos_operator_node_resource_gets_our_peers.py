@@ -66,6 +66,9 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
                 in_thread=False,
             )
             assert "peers not written" in view.problem
+            assert view.notify == "cosmos-operator"
+            assert view.node_resources == ""
+            assert not view.node_peers_current
             text = a.service.metrics.render()[0].decode()
             labels = {"chain_id": chain_id, "mode": "cosmos-operator"}
             name = "ics_discovery_consumer_notifications_total"
@@ -108,6 +111,11 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
                 "the problem cleared",
                 in_thread=False,
             )
+            # Status and the API: the target, the resource, and that it carries the peers.
+            shown = a.service.store.current.chain(chain_id)
+            assert shown is not None
+            assert shown.node_resources == f"CosmosFullNode {alice.namespace}/consumer-node"
+            assert shown.node_peers_current
 
             # Bob moves: his entry is replaced, the sentry stays first.
             moved = "198.51.100.71"
