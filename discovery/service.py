@@ -748,8 +748,11 @@ class DiscoveryService:
         self, desired: DesiredCluster, pods: Mapping[str, Sequence[PodInfo]], *, full: bool = True
     ) -> bool:
         clean = True
-        for chain_id in set(self._operator_problems) - {c.chain_id for c in desired.chains}:
+        current = {c.chain_id for c in desired.chains}
+        for chain_id in (set(self._operator_nodes) | set(self._operator_problems)) - current:
             self._operator_problems.pop(chain_id, None)
+            self._operator_nodes.pop(chain_id, None)
+            self._operator_written.pop(chain_id, None)
         for chain in desired.chains:
             if chain.notify in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT):
                 clean = await self._notify_operator(chain, full=full) and clean
