@@ -21,7 +21,8 @@ lists the node IDs of the entries we wrote last time. An entry whose node ID is
 listed there is ours and is replaced by the current peers; every other entry was
 put there by someone else (a hand-added sentry, a snapshot peer) and is kept
 as it is, in its place. A hand entry with the node ID of one of our peers wins:
-we do not add a second entry for that node. Ours follow the hand entries, in
+we do not add a second entry for that node (in a ChainNodeSet, in any group: the
+annotation covers the whole resource). Ours follow the hand entries, in
 the order of `persistent_peers`. Nothing is written when the result equals
 what the resource holds, so a resync changes nothing and the operator sees no
 spurious edit.
@@ -203,10 +204,13 @@ def _merge_strings(current: str, entries: Sequence[str], owned: frozenset[str]) 
 
 
 def _merge_records(
-    current: Sequence[Any], entries: Sequence[str], owned: frozenset[str]
+    current: Sequence[Any],
+    entries: Sequence[str],
+    owned: frozenset[str],
+    taken_elsewhere: frozenset[str] = frozenset(),
 ) -> list[Any]:
     hand = [p for p in current if _record_id(p) not in owned]
-    taken = {_record_id(p) for p in hand}
+    taken = {_record_id(p) for p in hand} | taken_elsewhere
     ours = []
     for entry in entries:
         node_id, address, port = _split_entry(entry)
@@ -271,26 +275,29 @@ def plan_peers(kind: ResourceKind, obj: Mapping[str, Any], entries: Sequence[str
         groups = _get(obj, "spec", "nodes")
         if not isinstance(groups, list) or not all(isinstance(g, Mapping) for g in groups):
             raise OperatorResourceError(name, "spec.nodes is not a list of groups")
-        new_groups: list[Any] = []
-        hand_ids_set: set[str] = set()
-        hand_count = 0
         for group in groups:
             peers = group.get("peers")
             if peers is not None and not isinstance(peers, list):
                 raise OperatorResourceError(
                     name, f"spec.nodes[{group.get('name', '?')}].peers is not a list"
                 )
-            hand_records = [p for p in (peers or []) if _record_id(p) not in owned]
-            hand_ids_set |= {_record_id(p) for p in hand_records}
-            hand_count += len(hand_records)
-            merged_list = _merge_records(peers or [], entries, owned)
+        hand_records = [
+            p for g in groups for p in (g.get("peers") or []) if _record_id(p) not in owned
+        ]
+        hand_count = len(hand_records)
+        # A hand entry for one of our nodes, in any group, wins in every group: the
+        # annotation says which node IDs are ours for the whole resource.
+        hand_ids = frozenset(_record_id(p) for p in hand_records)
+        new_groups: list[Any] = []
+        for group in groups:
+            peers = group.get("peers")
+            merged_list = _merge_records(peers or [], entries, owned, hand_ids)
             updated = copy.deepcopy(dict(group))
             if merged_list:
                 updated["peers"] = merged_list
             else:
                 updated.pop("peers", None)
             new_groups.append(updated)
-        hand_ids = frozenset(hand_ids_set)
         spec_patch = None if new_groups == groups else {"nodes": new_groups}
     else:  # pragma: no cover - the kinds are the constants above
         raise OperatorResourceError(name, f"unknown kind {kind.kind}")

@@ -250,3 +250,39 @@ def _record(entry_text: str) -> dict[str, Any]:
     node_id, _, rest = entry_text.partition("@")
     host, _, port = rest.rpartition(":")
     return {"id": node_id, "address": host, "port": int(port), "private": True}
+
+
+def test_a_hand_entry_in_one_group_wins_in_every_group() -> None:
+    # Ownership is by node ID for the whole resource: a hand entry anywhere keeps
+    # that node ours nowhere, so it can never be mistaken for ours later.
+    hand = {"id": A, "address": "own-route.example.org", "port": 26656}
+    obj = node_set({"name": "one", "peers": [hand]}, {"name": "two"})
+    entries = [f"{A}@203.0.113.1:30301", f"{B}@203.0.113.2:30301"]
+    after = applied(CHAIN_NODE_SET, obj, entries)
+    ours_b = {"id": B, "address": "203.0.113.2", "port": 30301}
+    assert after["spec"]["nodes"][0]["peers"] == [hand, ours_b]
+    assert after["spec"]["nodes"][1]["peers"] == [ours_b]
+    assert after["metadata"]["annotations"][OWNED_PEERS_ANNOTATION] == B
+    gone = applied(CHAIN_NODE_SET, after, [f"{C}@203.0.113.3:30301"])
+    ours_c = {"id": C, "address": "203.0.113.3", "port": 30301}
+    assert [g["peers"] for g in gone["spec"]["nodes"]] == [[hand, ours_c], [ours_c]]
+
+
+@given(first_group=entry_lists, second_group=entry_lists, a=entry_lists, b=entry_lists)
+def test_every_groups_hand_peers_survive_every_sequence_of_writes(
+    first_group: list[str], second_group: list[str], a: list[str], b: list[str]
+) -> None:
+    groups = [
+        {"name": "one", "peers": [_record(h) for h in first_group]},
+        {"name": "two", "peers": [_record(h) for h in second_group]},
+    ]
+    after = applied(CHAIN_NODE_SET, applied(CHAIN_NODE_SET, node_set(*groups), a), b)
+    hand_ids = {h[:40] for h in first_group + second_group}
+    ours = [_record(e) for e in b if e[:40] not in hand_ids]
+    for group, hand in zip(after["spec"]["nodes"], (first_group, second_group), strict=True):
+        theirs = [_record(h) for h in hand]
+        assert group.get("peers", []) == theirs + [_ours(o) for o in ours]
+
+
+def _ours(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "private"}
