@@ -90,15 +90,22 @@ build_grpcurl() {
     "github.com/fullstorydev/grpcurl/cmd/grpcurl@v$GRPCURL_VERSION"
 }
 
-# cosmos-operator's CosmosFullNode CRD, as released in its Go module, so the
-# tests install the real schema into the real API server.
+# cosmos-operator, from its Go module at the pinned version: its released CRDs
+# (the tests install them into the real API server) and its controller, built
+# from the module's own go.mod/go.sum and run out-of-cluster by the tests.
 build_cosmos_operator() {
-  local dir
+  local dir src
   dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/strangelove-ventures/cosmos-operator@v$COSMOS_OPERATOR_VERSION" \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
   [ -n "$dir" ] || { log "cosmos-operator v$COSMOS_OPERATOR_VERSION: module not downloaded"; return 1; }
-  cp "$dir/config/crd/bases/cosmos.strange.love_cosmosfullnodes.yaml" "$OUT/"
-  chmod 0644 "$OUT/cosmos.strange.love_cosmosfullnodes.yaml"
+  for crd in cosmosfullnodes scheduledvolumesnapshots statefuljobs; do
+    cp "$dir/config/crd/bases/cosmos.strange.love_$crd.yaml" "$OUT/"
+  done
+  chmod 0644 "$OUT"/*.yaml
+  src="$OUT/.src"
+  cp -r "$dir" "$src"; chmod -R u+w "$src"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUT/cosmos-operator" .)
+  rm -rf "$src"
 }
 
 build_ics() {
@@ -180,7 +187,8 @@ component() {
     ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
     grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
     cosmos-operator) e=$(key cosmos_operator "$COSMOS_OPERATOR_VERSION"); build "$e" build_cosmos_operator
-      link "$e" cosmos.strange.love_cosmosfullnodes.yaml ;;
+      link "$e" cosmos-operator cosmos.strange.love_cosmosfullnodes.yaml \
+        cosmos.strange.love_scheduledvolumesnapshots.yaml cosmos.strange.love_statefuljobs.yaml ;;
     shellcheck) install_shellcheck ;;
     prometheus) install_prometheus ;;
     *) log "unknown component: $1"; exit 2 ;;

@@ -1,10 +1,10 @@
 """Operator CRDs in the real API server, and node resources of cosmos-operator and cosmopilot.
 
-cosmos-operator's CosmosFullNode CRD is the released one: `make tools`
-(`scripts/tools.sh cosmos-operator`) takes it from the operator's Go module at
-the pinned version. cosmopilot's module is not served by the Go module proxy
-this project may use, so its test CRD is a transcription of the pinned
-release's schema for the fields ics-discovery reads and writes (see
+cosmos-operator's CRDs are the released ones and its controller is built from
+its source: `make tools` (`scripts/tools.sh cosmos-operator`) takes both from
+the operator's Go module at the pinned version. cosmopilot's module is not
+served by the Go module proxy this project may use, so its test CRD is a
+transcription of the pinned release's schema for the fields ics-discovery reads and writes (see
 `tests/support/crds/README.md`); everything else is kept as the API server
 gets it.
 """
