@@ -104,7 +104,8 @@ build_cosmos_operator() {
   chmod 0644 "$OUT"/*.yaml
   src="$OUT/.src"
   cp -r "$dir" "$src"; chmod -R u+w "$src"
-  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUT/cosmos-operator" .)
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$OUT/cosmos-operator" \
+    -ldflags "-s -w -X github.com/strangelove-ventures/cosmos-operator/internal/version.version=v$COSMOS_OPERATOR_VERSION" .)
   rm -rf "$src"
 }
 
