@@ -45,6 +45,8 @@ from discovery.metrics import Check, MetricsServer, ServiceMetrics
 from discovery.nodekey import derive_node_key, secret_from_environment
 from discovery.notify import DialOutcome, NotifyError, PeerDialer
 from discovery.operator_notify import OperatorNotifier, OperatorNotifyError, ResourceOutcome
+from discovery.operator_watch import NodeResourceWatch
+from discovery.operators import TARGET_KINDS
 from discovery.opsmetrics import PodCount, own_endpoint_matches
 from discovery.own_endpoint import IngressWatch, endpoint_update
 from discovery.publish import (
@@ -120,6 +122,12 @@ def publication_latency(now: float, block_time: float | None, since_snapshot: fl
     if elapsed < since_snapshot or elapsed > since_snapshot + 60.0:
         return since_snapshot
     return elapsed
+
+
+def operator_targets(settings: Settings) -> set[str]:
+    """The operator notify targets some chain uses (their node resources are watched)."""
+    modes = {settings.notify_default, *settings.notify_modes.values()}
+    return {m.value for m in modes if m in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT)}
 
 
 def own_node_id(settings: Settings, environ: Mapping[str, str]) -> NodeId | None:
@@ -346,6 +354,13 @@ class DiscoveryService:
             settings.service_name,
             lambda ingress: self.wake("ingress"),
         )
+        # Operator node resources in the served namespaces: an edit wakes the loop.
+        self.node_watches = [
+            NodeResourceWatch(self.rest, kind.path(namespace), self._node_resource_changed)
+            for target in sorted(operator_targets(settings))
+            for kind in TARGET_KINDS[target]
+            for namespace in self._peers_list_namespaces()
+        ]
         self.stats = ServiceStats()
 
         self._wake = asyncio.Event()
@@ -367,6 +382,7 @@ class DiscoveryService:
         self._operator_written: dict[str, str] = {}
         self._operator_problems: dict[str, str] = {}
         self._operator_nodes: dict[str, tuple[str, bool]] = {}
+        self._operator_recheck = False
         self._last: DesiredCluster | None = None
         self._logged_problems: frozenset[str] = frozenset()
         self._publishing: asyncio.Task[None] | None = None
@@ -380,6 +396,11 @@ class DiscoveryService:
         if reason in ("start", "timer", "leadership", "retry"):
             self._full_pending = True
         self._wake.set()
+
+    def _node_resource_changed(self) -> None:
+        """An operator node resource changed: look at every one again (not a full resync)."""
+        self._operator_recheck = True
+        self.wake("node-resource")
 
     def stop(self) -> None:
         """Ask `run()` to shut down gracefully."""
@@ -432,6 +453,8 @@ class DiscoveryService:
         ]
         if self.ingress_watch is not None:
             self.ingress_watch.start()
+        for node_watch in self.node_watches:
+            node_watch.start()
         stopping = asyncio.create_task(self._stopping.wait(), name="stop")
         failure: BaseException | None = None
         try:
@@ -468,6 +491,8 @@ class DiscoveryService:
             self._retry_handle.cancel()
         if self.ingress_watch is not None:
             await self.ingress_watch.stop()
+        for node_watch in self.node_watches:
+            await node_watch.stop()
         await self.lb.close()
         await self.api.stop()
         await self.http.stop()
@@ -748,6 +773,7 @@ class DiscoveryService:
         self, desired: DesiredCluster, pods: Mapping[str, Sequence[PodInfo]], *, full: bool = True
     ) -> bool:
         clean = True
+        recheck, self._operator_recheck = self._operator_recheck, False
         current = {c.chain_id for c in desired.chains}
         for chain_id in (set(self._operator_nodes) | set(self._operator_problems)) - current:
             self._operator_problems.pop(chain_id, None)
@@ -755,7 +781,7 @@ class DiscoveryService:
             self._operator_written.pop(chain_id, None)
         for chain in desired.chains:
             if chain.notify in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT):
-                clean = await self._notify_operator(chain, full=full) and clean
+                clean = await self._notify_operator(chain, full=full or recheck) and clean
             if chain.notify is NotifyMode.RESTART:
                 clean = await self._restart(chain) and clean
             elif chain.notify is NotifyMode.DIAL:

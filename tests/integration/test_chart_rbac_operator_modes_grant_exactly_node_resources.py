@@ -1,14 +1,15 @@
-"""The operator notify modes get exactly get, list and patch on their node resources.
+"""The operator notify modes get exactly get, list, watch, patch on their node resources.
 
 The chart is installed with `helm` into the test control plane with one chain
 in cosmos-operator mode and one in cosmopilot mode; the operators' CRDs are in
 the API server (cosmos-operator's released one, cosmopilot's transcription).
-Then `discovery.operator_notify` runs with a real token of the chart's
-ServiceAccount: a resource not there yet (list), a write (patch) and a write
-that conflicts (get, patch again). Every node-resource request is allowed and
-covered by a rendered rule, every rendered node-resource rule was used, the
-grants sit in the consumers namespace only, and a chart without those modes
-grants nothing on these resources.
+Then `discovery.operator_notify` and `discovery.operator_watch` run with a
+real token of the chart's ServiceAccount: a resource not there yet (list), a
+write (patch), a write that conflicts (get, patch again), and the watch of
+each kind (list, watch). Every node-resource request is allowed and covered
+by a rendered rule, every rendered node-resource rule was used, the grants sit
+in the consumers namespace only, and a chart without those modes grants
+nothing on these resources.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from kubernetes import client
 
 from discovery.operator_notify import OperatorNotifier, ResourceOutcome
+from discovery.operator_watch import NodeResourceWatch
 from discovery.operators import CHAIN_NODE, CHAIN_NODE_SET, COSMOS_FULL_NODE
 from lbmanager.kube import KubeRest
 from tests.support.helm import RecordingApiClient, covers, granted_permissions, template, values
@@ -58,7 +60,7 @@ def _node_set(chain_id: str) -> dict[str, Any]:
     }
 
 
-def test_operator_modes_grant_get_list_patch_in_the_consumers_namespace(
+def test_operator_modes_grant_get_list_watch_patch_in_the_consumers_namespace(
     control_plane: ControlPlane,
     chart_releases: ChartReleases,
     kube: client.ApiClient,
@@ -80,11 +82,11 @@ def test_operator_modes_grant_get_list_patch_in_the_consumers_namespace(
     operator_grants = {g for g in granted if g[1] in NODE_GROUPS}
     assert operator_grants == {
         (consumers, "cosmos.strange.love", "cosmosfullnodes", verb, "")
-        for verb in ("get", "list", "patch")
+        for verb in ("get", "list", "watch", "patch")
     } | {
         (consumers, "cosmopilot.voluzi.com", resource, verb, "")
         for resource in ("chainnodesets", "chainnodes")
-        for verb in ("get", "list", "patch")
+        for verb in ("get", "list", "watch", "patch")
     }
     chart_releases.wait_for_rbac(namespace, SA, granted)
 
@@ -135,7 +137,28 @@ def test_operator_modes_grant_get_list_patch_in_the_consumers_namespace(
             )
             assert result.outcome is ResourceOutcome.PATCHED, result
 
+    async def watch() -> None:
+        # The service watches each kind in each served namespace.
+        woken = asyncio.Event()
+        watches = [
+            NodeResourceWatch(KubeRest(rec), kind.path(consumers), woken.set)
+            for kind in (COSMOS_FULL_NODE, CHAIN_NODE_SET, CHAIN_NODE)
+        ]
+        for w in watches:
+            w.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            while sum("watch=true" in url for _, url, _s in rec.requests) < len(watches):
+                assert asyncio.get_running_loop().time() < deadline, "not every kind watched"
+                await asyncio.sleep(0.05)
+            async with asyncio.timeout(30):
+                await woken.wait()
+        finally:
+            for w in watches:
+                await w.stop()
+
     asyncio.run(exercise())
+    asyncio.run(watch())
     assert not rec.refused(), rec.refused()
     used = {p for p in rec.permissions() if p[1] in NODE_GROUPS}
     assert sorted(u for u in used if not any(covers(g, u) for g in granted)) == []

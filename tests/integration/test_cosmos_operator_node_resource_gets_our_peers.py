@@ -4,7 +4,8 @@ The real CosmosFullNode CRD (cosmos-operator v0.25.1, from its Go module) is
 installed in the real API server, so its schema judges what is written. The
 service finds the resource by `spec.chain.chainID`, writes the peers into
 `spec.chain.config.peers` after the hand-added sentry, keeps every other
-field, and follows a peers change; before the resource exists it writes
+field, puts them back when they are removed by hand (its watch sees the edit),
+and follows a peers change; before the resource exists it writes
 nothing and says so in its state and its notifications counter. A write that
 races another writer conflicts and is redone on a fresh read.
 """
@@ -117,6 +118,25 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
             assert shown.node_resources == f"CosmosFullNode {alice.namespace}/consumer-node"
             assert shown.node_peers_current
 
+            # Someone drops our entries by hand: the watch sees the edit (the next
+            # resync is an hour away) and they come back, the sentry untouched.
+            await asyncio.to_thread(
+                custom(alice.plane.admin_client()).patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                alice.namespace,
+                PLURAL,
+                "consumer-node",
+                {"spec": {"chain": {"config": {"peers": SENTRY}}}},
+            )
+            await eventually(
+                lambda: (
+                    read(alice, "consumer-node")["spec"]["chain"]["config"].get("peers") == want
+                ),
+                "our peers written back after the hand edit",
+                within=30,
+            )
+
             # Bob moves: his entry is replaced, the sentry stays first.
             moved = "198.51.100.71"
             await publish_endpoints(clusters, {"bob": moved})
@@ -129,9 +149,9 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
                 "bob's new address in the CosmosFullNode",
             )
             patches = [w for w in a.writes() if PLURAL in w[1]]
-            assert [w[0] for w in patches] == ["PATCH", "PATCH"]
+            assert [w[0] for w in patches] == ["PATCH", "PATCH", "PATCH"]
             text = a.service.metrics.render()[0].decode()
-            assert sample_value(text, name, {**labels, "outcome": "done"}) == 2
+            assert sample_value(text, name, {**labels, "outcome": "done"}) == 3
             assert sample_value(text, name, {**labels, "outcome": "failed"}) is None
 
             # A full resync of an unchanged world writes nothing.
@@ -140,7 +160,7 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
                 lambda: a.service.stats.full_reconciles >= 2, "a full resync", in_thread=False
             )
             await asyncio.sleep(1)
-            assert len([w for w in a.writes() if PLURAL in w[1]]) == 2
+            assert len([w for w in a.writes() if PLURAL in w[1]]) == 3
     finally:
         await asyncio.to_thread(chain.remove_consumer, 0, consumer_id)
         await publish_endpoints(clusters)

@@ -133,9 +133,9 @@ RBAC rules by namespace, derived from the Kubernetes requests the service makes:
   consumers.peersNamespaces (by label) to delete stale ones;
 - discovery.publish: get, list, create, update, delete peers ConfigMaps, and
   list, get, update Deployments/StatefulSets when a chain is notified by restart;
-- discovery.operator_notify: list, get (re-read after a conflict) and patch
-  CosmosFullNodes when a chain is notified by cosmos-operator, ChainNodeSets and
-  ChainNodes when one is notified by cosmopilot.
+- discovery.operator_notify / operator_watch: list, watch, get (re-read after a
+  conflict) and patch CosmosFullNodes when a chain is notified by cosmos-operator,
+  ChainNodeSets and ChainNodes when one is notified by cosmopilot.
 */}}
 {{- define "ics-validator.namespacedRules" -}}
 {{- $rules := dict }}
@@ -166,10 +166,10 @@ RBAC rules by namespace, derived from the Kubernetes requests the service makes:
 {{- $peers = append $peers (dict "apiGroups" (list "apps") "resources" (list "deployments" "statefulsets") "verbs" (list "get" "list" "update")) }}
 {{- end }}
 {{- if $cosmosOperator }}
-{{- $peers = append $peers (dict "apiGroups" (list "cosmos.strange.love") "resources" (list "cosmosfullnodes") "verbs" (list "get" "list" "patch")) }}
+{{- $peers = append $peers (dict "apiGroups" (list "cosmos.strange.love") "resources" (list "cosmosfullnodes") "verbs" (list "get" "list" "watch" "patch")) }}
 {{- end }}
 {{- if $cosmopilot }}
-{{- $peers = append $peers (dict "apiGroups" (list "cosmopilot.voluzi.com") "resources" (list "chainnodesets" "chainnodes") "verbs" (list "get" "list" "patch")) }}
+{{- $peers = append $peers (dict "apiGroups" (list "cosmopilot.voluzi.com") "resources" (list "chainnodesets" "chainnodes") "verbs" (list "get" "list" "watch" "patch")) }}
 {{- end }}
 {{- $_ := set $rules $ns (concat (get $rules $ns | default list) $peers) }}
 {{- end }}
