@@ -91,6 +91,9 @@ def consumer_message(chain: ChainView) -> pb.Consumer:
         peer_count=len(chain.peers.peers) if chain.peers else 0,
         left_out_count=len(chain.peers.left_out) if chain.peers else 0,
         problem=chain.problem,
+        notify=chain.notify,
+        node_resources=chain.node_resources,
+        node_peers_current=chain.node_peers_current,
     )
     if chain.ports is not None:
         msg.ports.CopyFrom(ports_message(chain.ports.ports))

@@ -44,6 +44,9 @@ from discovery.logs import configure_logging
 from discovery.metrics import Check, MetricsServer, ServiceMetrics
 from discovery.nodekey import derive_node_key, secret_from_environment
 from discovery.notify import DialOutcome, NotifyError, PeerDialer
+from discovery.operator_notify import OperatorNotifier, OperatorNotifyError, ResourceOutcome
+from discovery.operator_watch import NodeResourceWatch
+from discovery.operators import TARGET_KINDS
 from discovery.opsmetrics import PodCount, own_endpoint_matches
 from discovery.own_endpoint import IngressWatch, endpoint_update
 from discovery.publish import (
@@ -121,6 +124,12 @@ def publication_latency(now: float, block_time: float | None, since_snapshot: fl
     return elapsed
 
 
+def operator_targets(settings: Settings) -> set[str]:
+    """The operator notify targets some chain uses (their node resources are watched)."""
+    modes = {settings.notify_default, *settings.notify_modes.values()}
+    return {m.value for m in modes if m in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT)}
+
+
 def own_node_id(settings: Settings, environ: Mapping[str, str]) -> NodeId | None:
     """The node ID to publish with our endpoint: configured, derived from the secret, or None."""
     if not settings.publish_endpoint:
@@ -179,6 +188,30 @@ def observed_state(
         if extra:
             problem = f"{problem}; {extra}" if problem else extra
         chains.append(replace(view, exposed=exposed, problem=problem))
+    return replace(state, chains=tuple(chains))
+
+
+def with_notify_views(
+    state: DiscoveryState,
+    modes: Mapping[str, str],
+    nodes: Mapping[str, tuple[str, bool]],
+) -> DiscoveryState:
+    """`state` with each exposed chain's notify mode and, for the operator modes, the node
+    resources written and whether they carry the current peers (from `nodes`). Pure."""
+    chains = []
+    for view in state.chains:
+        if not view.exposed or view.chain_id not in modes:
+            chains.append(view)
+            continue
+        resources, current = nodes.get(view.chain_id, ("", False))
+        chains.append(
+            replace(
+                view,
+                notify=modes[view.chain_id],
+                node_resources=resources,
+                node_peers_current=current,
+            )
+        )
     return replace(state, chains=tuple(chains))
 
 
@@ -272,6 +305,7 @@ class DiscoveryService:
         self.configmaps = PeersConfigMapControl(self.rest)
         self.restarts = RestartNotifier(self.rest)
         self.dialer = PeerDialer(settings.consumer_rpc_port)
+        self.operators = OperatorNotifier(self.rest)
         self.queries = queries if queries is not None else chain_queries(settings)
         urls = settings.websocket_urls()
         self.monitor = ChainMonitor(
@@ -320,6 +354,13 @@ class DiscoveryService:
             settings.service_name,
             lambda ingress: self.wake("ingress"),
         )
+        # Operator node resources in the served namespaces: an edit wakes the loop.
+        self.node_watches = [
+            NodeResourceWatch(self.rest, kind.path(namespace), self._node_resource_changed)
+            for target in sorted(operator_targets(settings))
+            for kind in TARGET_KINDS[target]
+            for namespace in self._peers_list_namespaces()
+        ]
         self.stats = ServiceStats()
 
         self._wake = asyncio.Event()
@@ -337,6 +378,11 @@ class DiscoveryService:
         self._publish_problems: dict[str, str] = {}
         self._notified: dict[tuple[str, str], str] = {}
         self._dialed: dict[str, str] = {}
+        # Operator node resources: peers hash written per chain, and what status shows.
+        self._operator_written: dict[str, str] = {}
+        self._operator_problems: dict[str, str] = {}
+        self._operator_nodes: dict[str, tuple[str, bool]] = {}
+        self._operator_recheck = False
         self._last: DesiredCluster | None = None
         self._logged_problems: frozenset[str] = frozenset()
         # Compat mode: validators whose moniker-derived node ID was logged and counted.
@@ -352,6 +398,11 @@ class DiscoveryService:
         if reason in ("start", "timer", "leadership", "retry"):
             self._full_pending = True
         self._wake.set()
+
+    def _node_resource_changed(self) -> None:
+        """An operator node resource changed: look at every one again (not a full resync)."""
+        self._operator_recheck = True
+        self.wake("node-resource")
 
     def stop(self) -> None:
         """Ask `run()` to shut down gracefully."""
@@ -404,6 +455,8 @@ class DiscoveryService:
         ]
         if self.ingress_watch is not None:
             self.ingress_watch.start()
+        for node_watch in self.node_watches:
+            node_watch.start()
         stopping = asyncio.create_task(self._stopping.wait(), name="stop")
         failure: BaseException | None = None
         try:
@@ -440,6 +493,8 @@ class DiscoveryService:
             self._retry_handle.cancel()
         if self.ingress_watch is not None:
             await self.ingress_watch.stop()
+        for node_watch in self.node_watches:
+            await node_watch.stop()
         await self.lb.close()
         await self.api.stop()
         await self.http.stop()
@@ -582,12 +637,20 @@ class DiscoveryService:
                 if fresh != pods:
                     pods, desired = fresh, self._desired(snapshot, fresh, leading=True)
             clean = await self._publish(desired, full=full) and clean
-            clean = await self._notify(desired, pods) and clean
+            clean = await self._notify(desired, pods, full=full) and clean
             self._maybe_publish_own_endpoint(snapshot)
             outcomes = self._lb_outcomes
         else:
             outcomes = {}
-        state = observed_state(desired.state, outcomes, self._publish_problems)
+        problems = dict(self._publish_problems)
+        for chain_id, text in self._operator_problems.items():
+            problems[chain_id] = f"{problems[chain_id]}; {text}" if chain_id in problems else text
+        state = observed_state(desired.state, outcomes, problems)
+        state = with_notify_views(
+            state,
+            {c.chain_id: c.notify.value for c in desired.chains},
+            self._operator_nodes if leading else {},
+        )
         self.metrics.ops.observe_pods(pod_counts(desired, pods) if leading else None)
         self._observe_own_endpoint(snapshot)
         self._log_changes(desired)
@@ -709,9 +772,19 @@ class DiscoveryService:
 
     # --- telling consumer nodes ------------------------------------------------
 
-    async def _notify(self, desired: DesiredCluster, pods: Mapping[str, Sequence[PodInfo]]) -> bool:
+    async def _notify(
+        self, desired: DesiredCluster, pods: Mapping[str, Sequence[PodInfo]], *, full: bool = True
+    ) -> bool:
         clean = True
+        recheck, self._operator_recheck = self._operator_recheck, False
+        current = {c.chain_id for c in desired.chains}
+        for chain_id in (set(self._operator_nodes) | set(self._operator_problems)) - current:
+            self._operator_problems.pop(chain_id, None)
+            self._operator_nodes.pop(chain_id, None)
+            self._operator_written.pop(chain_id, None)
         for chain in desired.chains:
+            if chain.notify in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT):
+                clean = await self._notify_operator(chain, full=full or recheck) and clean
             if chain.notify is NotifyMode.RESTART:
                 clean = await self._restart(chain) and clean
             elif chain.notify is NotifyMode.DIAL:
@@ -765,6 +838,80 @@ class DiscoveryService:
             else:
                 self._notified[key] = cm.peers_hash
         return clean
+
+    async def _notify_operator(self, chain: DesiredChain, *, full: bool) -> bool:
+        """Write the chain's peers into its operator node resource(s); True when they carry them."""
+        target, chain_id = chain.notify.value, chain.chain_id
+        if not full and self._operator_written.get(chain_id) == chain.peers_hash:
+            return True
+        before = self.operators.patches
+        try:
+            report = await self.operators.notify(
+                target,
+                chain_id,
+                chain.peers.persistent_peers().split(",") if chain.peers.peers else [],
+                self._peers_list_namespaces(),
+                self.settings.notify_resources.get(chain_id),
+            )
+        except (OperatorNotifyError, DiscoveryError) as e:
+            self._operator_written.pop(chain_id, None)
+            self._operator_nodes[chain_id] = ("", False)
+            if self._operator_problems.get(chain_id) != str(e):
+                log.warning(
+                    "operator node resource not written",
+                    extra={"chain_id": chain_id, "target": target, "error": str(e)},
+                )
+            self._operator_problems[chain_id] = str(e)
+            self._notified_metric(chain_id, target, "failed")
+            return False
+        self._count(target, self.operators.patches - before, "patch")
+        if report.missing:
+            self._operator_written.pop(chain_id, None)
+            self._operator_nodes[chain_id] = ("", False)
+            if self._operator_problems.get(chain_id) != report.missing:
+                log.warning(
+                    "operator node resource missing",
+                    extra={"chain_id": chain_id, "target": target, "problem": report.missing},
+                )
+                self._notified_metric(chain_id, target, "missing")
+            self._operator_problems[chain_id] = report.missing
+            return False
+        failed = [r for r in report.results if r.outcome is ResourceOutcome.FAILED]
+        for r in report.results:
+            if r.outcome is ResourceOutcome.PATCHED:
+                self._notified_metric(chain_id, target, "done")
+                log.info(
+                    "operator node resource given new peers",
+                    extra={
+                        "chain_id": chain_id,
+                        "target": target,
+                        "resource": r.resource,
+                        "peer_count": len(chain.peers.peers),
+                        "peers_hash": chain.peers_hash[:12],
+                    },
+                )
+            elif r.outcome is ResourceOutcome.FAILED:
+                self._notified_metric(chain_id, target, "failed")
+                self.metrics.ops.kubernetes_write_errors.labels(resource=target).inc()
+                log.warning(
+                    "operator node resource not written",
+                    extra={
+                        "chain_id": chain_id,
+                        "target": target,
+                        "resource": r.resource,
+                        "error": r.detail,
+                    },
+                )
+        self._operator_nodes[chain_id] = (report.resources(), not failed)
+        if failed:
+            self._operator_written.pop(chain_id, None)
+            self._operator_problems[chain_id] = "; ".join(
+                f"{r.resource}: {r.detail}" for r in failed
+            )
+            return False
+        self._operator_problems.pop(chain_id, None)
+        self._operator_written[chain_id] = chain.peers_hash
+        return True
 
     def _notified_metric(self, chain_id: str, mode: str, outcome: str, count: int = 1) -> None:
         if count:

@@ -62,6 +62,7 @@ CONFIG_FILE_ENV: Final = ENV_PREFIX + "CONFIG_FILE"
 # our prefix that are not settings. They must never stop the service.
 _SERVICE_LINK = re.compile(r"SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
@@ -76,6 +77,9 @@ class NotifyMode(StrEnum):
     RESTART = "restart"
     # CometBFT's unsafe `dial_peers` with the full list, persistent=true.
     DIAL = "dial"
+    # Peers written into the operator's node resource (discovery.operators).
+    COSMOS_OPERATOR = "cosmos-operator"
+    COSMOPILOT = "cosmopilot"
     NONE = "none"
 
 
@@ -316,12 +320,21 @@ class Settings(BaseSettings):
     notify_default: NotifyMode = _setting(
         "consumer nodes",
         "How a consumer node learns its peers changed: restart (peers-hash annotation on "
-        "its Deployment/StatefulSet pod template), dial (unsafe dial_peers), or none.",
+        "its Deployment/StatefulSet pod template), dial (unsafe dial_peers), cosmos-operator "
+        "(spec.chain.config.peers of its CosmosFullNode), cosmopilot (the peers of its "
+        "ChainNodeSet or ChainNode), or none.",
         NotifyMode.NONE,
     )
     notify_modes: NotifyMap = _setting(
         "consumer nodes",
         "Per chain ID, overrides notify_default (chain-a=restart,chain-b=dial or JSON).",
+        default_factory=dict,
+    )
+    notify_resources: StrMap = _setting(
+        "consumer nodes",
+        "Per chain ID, the node resource of a cosmos-operator or cosmopilot chain, as "
+        "[Kind/]name in the served namespaces (chain-a=ChainNodeSet/chain-a-nodes); empty: "
+        "every one whose chain ID is the chain's.",
         default_factory=dict,
     )
 
@@ -510,7 +523,7 @@ class Settings(BaseSettings):
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("consumer_pod_labels", "notify_modes", mode="before")
+    @field_validator("consumer_pod_labels", "notify_modes", "notify_resources", mode="before")
     @classmethod
     def _maps(cls, value: Any) -> Any:
         return _split_map(value)
@@ -627,6 +640,21 @@ class Settings(BaseSettings):
             except InvalidChainId as e:
                 raise ValueError(str(e)) from e
         return dict(sorted(value.items()))
+
+    @field_validator("notify_resources")
+    @classmethod
+    def _notify_resources(cls, value: dict[str, str]) -> dict[str, str]:
+        for chain_id, ref in value.items():
+            try:
+                parse_chain_id(chain_id)
+            except InvalidChainId as e:
+                raise ValueError(str(e)) from e
+            kind, sep, name = ref.strip().rpartition("/")
+            if (sep and not kind) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+                raise ValueError(
+                    f"{ref!r} (chain {chain_id}) is not [Kind/]name with a Kubernetes object name"
+                )
+        return {k: v.strip() for k, v in sorted(value.items())}
 
     @field_validator("reserved_ports")
     @classmethod
@@ -798,6 +826,31 @@ def consistency_problems(s: Settings) -> list[SettingProblem]:
                 "ConfigMaps go there",
             )
         )
+    for chain_id, ref in s.notify_resources.items():
+        mode = s.notify_mode(chain_id)
+        if mode not in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT):
+            out.append(
+                SettingProblem(
+                    "notify_resources",
+                    f"chain {chain_id} is in notify mode {mode.value}; a node resource is "
+                    "only for cosmos-operator or cosmopilot",
+                )
+            )
+            continue
+        kind = ref.rpartition("/")[0].lower()
+        kinds: tuple[str, ...]
+        if mode is NotifyMode.COSMOS_OPERATOR:
+            kinds, names = ("cosmosfullnode", "cosmosfullnodes"), "CosmosFullNode"
+        else:
+            kinds = ("chainnodeset", "chainnodesets", "chainnode", "chainnodes")
+            names = "ChainNodeSet or ChainNode"
+        if kind and kind not in kinds:
+            out.append(
+                SettingProblem(
+                    "notify_resources",
+                    f"{ref!r} (chain {chain_id}): {mode.value} node resources are {names}",
+                )
+            )
     if (s.grpc_tls_cert_file is None) != (s.grpc_tls_key_file is None):
         missing = "grpc_tls_key_file" if s.grpc_tls_key_file is None else "grpc_tls_cert_file"
         out.append(

@@ -177,6 +177,11 @@ class ChainView:
     peers: ChainPeers | None = None
     # Why the chain is not exposed although it should be ("" when all is well).
     problem: str = ""
+    # How its consumer node learns peers (a NotifyMode value; "" when not told).
+    notify: str = ""
+    # Operator modes: the node resources written, and whether all carry the current peers.
+    node_resources: str = ""
+    node_peers_current: bool = False
 
 
 @dataclass(frozen=True)

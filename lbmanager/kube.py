@@ -112,11 +112,12 @@ class KubeRest:
         query: Sequence[tuple[str, str]] = (),
         body: RawObject | None = None,
         timeout: float | tuple[float, float] | None = None,
+        content_type: str = "application/json",
     ) -> Any:
         """One HTTP request; returns the client's RESTResponse (body not read yet)."""
         headers = {"Accept": "application/json"}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         req = self.api.param_serialize(
             method=method,
             resource_path=path,
@@ -137,13 +138,14 @@ class KubeRest:
         *,
         query: Sequence[tuple[str, str]] = (),
         body: RawObject | None = None,
+        content_type: str = "application/json",
     ) -> RawObject:
         """Send, retrying only failures that never reached a decision on the server."""
         op = f"{method} {path}"
         delay = self.retry_delay
         for attempt in range(1, self.attempts + 1):
             try:
-                resp = self._send(method, path, query=query, body=body)
+                resp = self._send(method, path, query=query, body=body, content_type=content_type)
                 data = resp.read()
                 status = int(resp.status)
             except (urllib3.exceptions.HTTPError, OSError, ApiException) as e:
@@ -201,6 +203,10 @@ class KubeRest:
 
     def replace(self, path: str, body: RawObject) -> RawObject:
         return self.request("PUT", path, body=body)
+
+    def merge_patch(self, path: str, patch: RawObject) -> RawObject:
+        """JSON merge patch (RFC 7386); a `metadata.resourceVersion` in it makes it conditional."""
+        return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
 
     def delete(
         self, path: str, *, uid: str | None = None, resource_version: str | None = None

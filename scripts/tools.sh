@@ -21,6 +21,7 @@ ETCD_VERSION=3.5.21
 HELM_VERSION=3.17.4
 ICS_VERSION=7.0.1
 GRPCURL_VERSION=1.9.3
+COSMOS_OPERATOR_VERSION=0.25.1
 SHELLCHECK_MIN=0.8.0
 PROMETHEUS_MIN=2.37.0
 
@@ -87,6 +88,25 @@ build_grpcurl() {
   GOBIN="$OUT" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath \
     -ldflags "-s -w -X main.version=v$GRPCURL_VERSION" \
     "github.com/fullstorydev/grpcurl/cmd/grpcurl@v$GRPCURL_VERSION"
+}
+
+# cosmos-operator, from its Go module at the pinned version: its released CRDs
+# (the tests install them into the real API server) and its controller, built
+# from the module's own go.mod/go.sum and run out-of-cluster by the tests.
+build_cosmos_operator() {
+  local dir src
+  dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/strangelove-ventures/cosmos-operator@v$COSMOS_OPERATOR_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+  [ -n "$dir" ] || { log "cosmos-operator v$COSMOS_OPERATOR_VERSION: module not downloaded"; return 1; }
+  for crd in cosmosfullnodes scheduledvolumesnapshots statefuljobs; do
+    cp "$dir/config/crd/bases/cosmos.strange.love_$crd.yaml" "$OUT/"
+  done
+  chmod 0644 "$OUT"/*.yaml
+  src="$OUT/.src"
+  cp -r "$dir" "$src"; chmod -R u+w "$src"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$OUT/cosmos-operator" \
+    -ldflags "-s -w -X github.com/strangelove-ventures/cosmos-operator/internal/version.version=v$COSMOS_OPERATOR_VERSION" .)
+  rm -rf "$src"
 }
 
 build_ics() {
@@ -167,6 +187,9 @@ component() {
     helm) e=$(key helm "$HELM_VERSION"); build "$e" build_helm; link "$e" helm ;;
     ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
     grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
+    cosmos-operator) e=$(key cosmos_operator "$COSMOS_OPERATOR_VERSION"); build "$e" build_cosmos_operator
+      link "$e" cosmos-operator cosmos.strange.love_cosmosfullnodes.yaml \
+        cosmos.strange.love_scheduledvolumesnapshots.yaml cosmos.strange.love_statefuljobs.yaml ;;
     shellcheck) install_shellcheck ;;
     prometheus) install_prometheus ;;
     *) log "unknown component: $1"; exit 2 ;;
@@ -176,5 +199,5 @@ component() {
 if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
 mkdir -p "$cache"
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl shellcheck prometheus)
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl cosmos-operator shellcheck prometheus)
 for c in "${components[@]}"; do component "$c"; done

@@ -96,6 +96,14 @@ def _phase(phase: str) -> str:
     return phase.removeprefix("CONSUMER_PHASE_")
 
 
+def _carries(c: pb.Consumer) -> str:
+    if c.notify not in ("cosmos-operator", "cosmopilot"):
+        return "-"
+    if not c.node_resources:
+        return "no (none found)"
+    return "yes" if c.node_peers_current else "no"
+
+
 def render_status(
     consumers: pb.ListConsumersResponse,
     peers: Mapping[str, pb.PeerSet],
@@ -134,6 +142,21 @@ def render_status(
         "PROBLEM",
     ]
     lines += table(header, rows) if rows else ["no consumer chains"]
+    told = [c for c in consumers.consumers if c.notify]
+    if told:
+        lines += ["", "how consumer nodes learn their peers:"]
+        lines += table(
+            ["CHAIN ID", "NOTIFY", "NODE RESOURCES", "CARRY CURRENT PEERS"],
+            [
+                [
+                    printable(c.chain_id),
+                    printable(c.notify),
+                    printable(c.node_resources or "-", 80),
+                    _carries(c),
+                ]
+                for c in told
+            ],
+        )
     for chain_id in sorted(peers):
         ps = peers[chain_id]
         lines += ["", f"peers of {printable(chain_id)} (consumer {printable(ps.consumer_id)}):"]

@@ -25,6 +25,7 @@ def pinned(name: str) -> str:
         ("kube-controller-manager", ["--version"], r"Kubernetes v{KUBE}\b"),
         ("helm", ["version", "--short"], r"v{HELM}\b"),
         ("grpcurl", ["-version"], r"grpcurl v{GRPCURL}\b"),
+        ("cosmos-operator", ["version"], r"App Version: v{COSMOS_OPERATOR}\b"),
     ],
 )
 def test_tool_reports_pinned_version(binary: str, args: list[str], pattern: str) -> None:
@@ -33,6 +34,7 @@ def test_tool_reports_pinned_version(binary: str, args: list[str], pattern: str)
         KUBE=re.escape(pinned("KUBE")),
         HELM=re.escape(pinned("HELM")),
         GRPCURL=re.escape(pinned("GRPCURL")),
+        COSMOS_OPERATOR=re.escape(pinned("COSMOS_OPERATOR")),
     )
     out = subprocess.run([str(tool(binary)), *args], capture_output=True, text=True, check=True)
     assert re.search(expected, out.stdout + out.stderr), out.stdout + out.stderr

@@ -127,7 +127,8 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
             "consumers.podLabels": {"team": "validators"},
             "consumers.rpcPort": 36657,
             "consumers.notify": "dial",
-            "consumers.notifyModes": {"chain-a": "restart", "chain-b": "none"},
+            "consumers.notifyModes": {"chain-a": "restart", "chain-b": "none", "c-1": "cosmopilot"},
+            "consumers.notifyResources": {"c-1": "ChainNodeSet/c-nodes"},
             "resyncInterval": 45.5,
             "publishing.enabled": True,
             "publishing.key.existingSecret": "operator-key",
@@ -171,7 +172,12 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
     assert s.consumer_pod_labels == {"team": "validators"}
     assert s.consumer_rpc_port == 36657
     assert s.notify_default is NotifyMode.DIAL
-    assert s.notify_modes == {"chain-a": NotifyMode.RESTART, "chain-b": NotifyMode.NONE}
+    assert s.notify_modes == {
+        "c-1": NotifyMode.COSMOPILOT,
+        "chain-a": NotifyMode.RESTART,
+        "chain-b": NotifyMode.NONE,
+    }
+    assert s.notify_resources == {"c-1": "ChainNodeSet/c-nodes"}
     assert s.resync_interval == 45.5
     assert s.publish_endpoint is True
     assert s.publish_key_env is not None

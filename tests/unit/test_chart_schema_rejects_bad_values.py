@@ -56,6 +56,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"ports.reserved": [70000]}, "ports.reserved.0: Must be less than or equal to 65535"),
     ({"consumers.notify": "sometimes"}, "consumers.notify"),
     ({"consumers.notifyModes": {"chain-1": "reboot"}}, "consumers.notifyModes.chain-1"),
+    ({"consumers.notifyResources": {"chain-1": "Bad Name"}}, "consumers.notifyResources.chain-1"),
     ({"consumers.namespace": "Consumers"}, "consumers.namespace: Does not match pattern"),
     ({"consumers.peersNamespaces": ["a", "a"]}, "consumers.peersNamespaces"),
     ({"consumers.rpcPort": 0}, "consumers.rpcPort: Must be greater than or equal to 1"),

@@ -93,6 +93,15 @@ app.kubernetes.io/part-of: ics-peer-discovery
 {{- $restart }}
 {{- end }}
 
+{{/* "true" when some chain is notified in notify mode `mode` (dict "root" . "mode" NAME). */}}
+{{- define "ics-validator.notifies" -}}
+{{- $on := eq .root.Values.consumers.notify .mode }}
+{{- range $chain, $m := .root.Values.consumers.notifyModes }}
+{{- if eq $m $.mode }}{{ $on = true }}{{ end }}
+{{- end }}
+{{- $on }}
+{{- end }}
+
 {{/* Name of the Secret holding the publishing key ("" when publishing is off). */}}
 {{- define "ics-validator.publishKeySecret" -}}
 {{- if .Values.publishing.enabled }}
@@ -123,7 +132,10 @@ RBAC rules by namespace, derived from the Kubernetes requests the service makes:
 - discovery.service: list peers ConfigMaps in consumers.namespace or each of
   consumers.peersNamespaces (by label) to delete stale ones;
 - discovery.publish: get, list, create, update, delete peers ConfigMaps, and
-  list, get, update Deployments/StatefulSets when a chain is notified by restart.
+  list, get, update Deployments/StatefulSets when a chain is notified by restart;
+- discovery.operator_notify / operator_watch: list, watch, get (re-read after a
+  conflict) and patch CosmosFullNodes when a chain is notified by cosmos-operator,
+  ChainNodeSets and ChainNodes when one is notified by cosmopilot.
 */}}
 {{- define "ics-validator.namespacedRules" -}}
 {{- $rules := dict }}
@@ -146,10 +158,18 @@ RBAC rules by namespace, derived from the Kubernetes requests the service makes:
 {{- $_ := set $rules .Values.consumers.namespace (concat (get $rules .Values.consumers.namespace | default list) $pods) }}
 {{- end }}
 {{- $restart := eq (include "ics-validator.restartsWorkloads" .) "true" }}
+{{- $cosmosOperator := eq (include "ics-validator.notifies" (dict "root" . "mode" "cosmos-operator")) "true" }}
+{{- $cosmopilot := eq (include "ics-validator.notifies" (dict "root" . "mode" "cosmopilot")) "true" }}
 {{- range $ns := include "ics-validator.peersNamespaces" . | fromJsonArray }}
 {{- $peers := list (dict "apiGroups" (list "") "resources" (list "configmaps") "verbs" (list "get" "list" "create" "update" "delete")) }}
 {{- if $restart }}
 {{- $peers = append $peers (dict "apiGroups" (list "apps") "resources" (list "deployments" "statefulsets") "verbs" (list "get" "list" "update")) }}
+{{- end }}
+{{- if $cosmosOperator }}
+{{- $peers = append $peers (dict "apiGroups" (list "cosmos.strange.love") "resources" (list "cosmosfullnodes") "verbs" (list "get" "list" "watch" "patch")) }}
+{{- end }}
+{{- if $cosmopilot }}
+{{- $peers = append $peers (dict "apiGroups" (list "cosmopilot.voluzi.com") "resources" (list "chainnodesets" "chainnodes") "verbs" (list "get" "list" "watch" "patch")) }}
 {{- end }}
 {{- $_ := set $rules $ns (concat (get $rules $ns | default list) $peers) }}
 {{- end }}

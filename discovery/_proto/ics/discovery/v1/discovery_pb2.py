@@ -27,7 +27,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _PRIVATE_POOL.AddSerializedFile(b'\n ics/discovery/v1/discovery.proto\x12\x10ics.discovery.v1\"O\n\x05Ports\x12\x0b\n\x03p2p\x18\x01 \x01(\r\x12\x0b\n\x03rpc\x18\x02 \x01(\r\x12\x0c\n\x04grpc\x18\x03 \x01(\r\x12\x10\n\x08grpc_web\x18\x04 \x01(\r\x12\x0c\n\x04rest\x18\x05 \x01(\r\"#\n\x0fGetPortsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"\xaa\x01\n\x10GetPortsResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63onsumer_id\x18\x02 \x01(\t\x12\x0e\n\x06scheme\x18\x03 \x01(\t\x12&\n\x05ports\x18\x04 \x01(\x0b\x32\x17.ics.discovery.v1.Ports\x12(\n\x07\x64\x65rived\x18\x05 \x01(\x0b\x32\x17.ics.discovery.v1.Ports\x12\r\n\x05moved\x18\x06 \x03(\t\"\x16\n\x14ListConsumersRequest\"\xc8\x01\n\x08\x43onsumer\x12\x13\n\x0b\x63onsumer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\r\n\x05phase\x18\x03 \x01(\t\x12\x10\n\x08opted_in\x18\x04 \x01(\x08\x12\x0f\n\x07\x65xposed\x18\x05 \x01(\x08\x12&\n\x05ports\x18\x06 \x01(\x0b\x32\x17.ics.discovery.v1.Ports\x12\x12\n\npeer_count\x18\x07 \x01(\r\x12\x16\n\x0eleft_out_count\x18\x08 \x01(\r\x12\x0f\n\x07problem\x18\t \x01(\t\"p\n\x15ListConsumersResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x18\n\x10operator_address\x18\x02 \x01(\t\x12-\n\tconsumers\x18\x03 \x03(\x0b\x32\x1a.ics.discovery.v1.Consumer\"m\n\x04Peer\x12\x18\n\x10operator_address\x18\x01 \x01(\t\x12\x0f\n\x07moniker\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\r\x12\r\n\x05\x65ntry\x18\x06 \x01(\t\"x\n\x10LeftOutValidator\x12\x19\n\x11\x63onsensus_address\x18\x01 \x01(\t\x12\x18\n\x10operator_address\x18\x02 \x01(\t\x12\x0f\n\x07moniker\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"\xcb\x01\n\x07PeerSet\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63onsumer_id\x18\x02 \x01(\t\x12%\n\x05peers\x18\x03 \x03(\x0b\x32\x16.ics.discovery.v1.Peer\x12\x34\n\x08left_out\x18\x04 \x03(\x0b\x32\".ics.discovery.v1.LeftOutValidator\x12\x18\n\x10persistent_peers\x18\x05 \x01(\t\x12\x12\n\npeers_hash\x18\x06 \x01(\t\x12\x0e\n\x06height\x18\x07 \x01(\x04\"#\n\x0fGetPeersRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"<\n\x10GetPeersResponse\x12(\n\x05peers\x18\x01 \x01(\x0b\x32\x19.ics.discovery.v1.PeerSet\"%\n\x11WatchPeersRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"O\n\x12WatchPeersResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12(\n\x05peers\x18\x02 \x01(\x0b\x32\x19.ics.discovery.v1.PeerSet\"\x17\n\x15ListValidatorsRequest\"D\n\x10\x41\x63\x63\x65ptedEndpoint\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x11\n\thost_kind\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\"2\n\x10RejectedEndpoint\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xed\x01\n\tValidator\x12\x18\n\x10operator_address\x18\x01 \x01(\t\x12\x19\n\x11\x63onsensus_address\x18\x02 \x01(\t\x12\x0f\n\x07moniker\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0e\n\x06jailed\x18\x05 \x01(\x08\x12\x36\n\x08\x61\x63\x63\x65pted\x18\x06 \x01(\x0b\x32\".ics.discovery.v1.AcceptedEndpointH\x00\x12\x36\n\x08rejected\x18\x07 \x01(\x0b\x32\".ics.discovery.v1.RejectedEndpointH\x00\x42\n\n\x08\x65ndpoint\"Y\n\x16ListValidatorsResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12/\n\nvalidators\x18\x02 \x03(\x0b\x32\x1b.ics.discovery.v1.Validator2\xd3\x03\n\tDiscovery\x12Q\n\x08GetPorts\x12!.ics.discovery.v1.GetPortsRequest\x1a\".ics.discovery.v1.GetPortsResponse\x12`\n\rListConsumers\x12&.ics.discovery.v1.ListConsumersRequest\x1a\'.ics.discovery.v1.ListConsumersResponse\x12Q\n\x08GetPeers\x12!.ics.discovery.v1.GetPeersRequest\x1a\".ics.discovery.v1.GetPeersResponse\x12Y\n\nWatchPeers\x12#.ics.discovery.v1.WatchPeersRequest\x1a$.ics.discovery.v1.WatchPeersResponse0\x01\x12\x63\n\x0eListValidators\x12\'.ics.discovery.v1.ListValidatorsRequest\x1a(.ics.discovery.v1.ListValidatorsResponseb\x06proto3')
+DESCRIPTOR = _PRIVATE_POOL.AddSerializedFile(b'\n ics/discovery/v1/discovery.proto\x12\x10ics.discovery.v1\"O\n\x05Ports\x12\x0b\n\x03p2p\x18\x01 \x01(\r\x12\x0b\n\x03rpc\x18\x02 \x01(\r\x12\x0c\n\x04grpc\x18\x03 \x01(\r\x12\x10\n\x08grpc_web\x18\x04 \x01(\r\x12\x0c\n\x04rest\x18\x05 \x01(\r\"#\n\x0fGetPortsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"\xaa\x01\n\x10GetPortsResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63onsumer_id\x18\x02 \x01(\t\x12\x0e\n\x06scheme\x18\x03 \x01(\t\x12&\n\x05ports\x18\x04 \x01(\x0b\x32\x17.ics.discovery.v1.Ports\x12(\n\x07\x64\x65rived\x18\x05 \x01(\x0b\x32\x17.ics.discovery.v1.Ports\x12\r\n\x05moved\x18\x06 \x03(\t\"\x16\n\x14ListConsumersRequest\"\x8c\x02\n\x08\x43onsumer\x12\x13\n\x0b\x63onsumer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\r\n\x05phase\x18\x03 \x01(\t\x12\x10\n\x08opted_in\x18\x04 \x01(\x08\x12\x0f\n\x07\x65xposed\x18\x05 \x01(\x08\x12&\n\x05ports\x18\x06 \x01(\x0b\x32\x17.ics.discovery.v1.Ports\x12\x12\n\npeer_count\x18\x07 \x01(\r\x12\x16\n\x0eleft_out_count\x18\x08 \x01(\r\x12\x0f\n\x07problem\x18\t \x01(\t\x12\x0e\n\x06notify\x18\n \x01(\t\x12\x16\n\x0enode_resources\x18\x0b \x01(\t\x12\x1a\n\x12node_peers_current\x18\x0c \x01(\x08\"p\n\x15ListConsumersResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x18\n\x10operator_address\x18\x02 \x01(\t\x12-\n\tconsumers\x18\x03 \x03(\x0b\x32\x1a.ics.discovery.v1.Consumer\"m\n\x04Peer\x12\x18\n\x10operator_address\x18\x01 \x01(\t\x12\x0f\n\x07moniker\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\r\x12\r\n\x05\x65ntry\x18\x06 \x01(\t\"x\n\x10LeftOutValidator\x12\x19\n\x11\x63onsensus_address\x18\x01 \x01(\t\x12\x18\n\x10operator_address\x18\x02 \x01(\t\x12\x0f\n\x07moniker\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"\xcb\x01\n\x07PeerSet\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63onsumer_id\x18\x02 \x01(\t\x12%\n\x05peers\x18\x03 \x03(\x0b\x32\x16.ics.discovery.v1.Peer\x12\x34\n\x08left_out\x18\x04 \x03(\x0b\x32\".ics.discovery.v1.LeftOutValidator\x12\x18\n\x10persistent_peers\x18\x05 \x01(\t\x12\x12\n\npeers_hash\x18\x06 \x01(\t\x12\x0e\n\x06height\x18\x07 \x01(\x04\"#\n\x0fGetPeersRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"<\n\x10GetPeersResponse\x12(\n\x05peers\x18\x01 \x01(\x0b\x32\x19.ics.discovery.v1.PeerSet\"%\n\x11WatchPeersRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"O\n\x12WatchPeersResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12(\n\x05peers\x18\x02 \x01(\x0b\x32\x19.ics.discovery.v1.PeerSet\"\x17\n\x15ListValidatorsRequest\"D\n\x10\x41\x63\x63\x65ptedEndpoint\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x11\n\thost_kind\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\"2\n\x10RejectedEndpoint\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xed\x01\n\tValidator\x12\x18\n\x10operator_address\x18\x01 \x01(\t\x12\x19\n\x11\x63onsensus_address\x18\x02 \x01(\t\x12\x0f\n\x07moniker\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0e\n\x06jailed\x18\x05 \x01(\x08\x12\x36\n\x08\x61\x63\x63\x65pted\x18\x06 \x01(\x0b\x32\".ics.discovery.v1.AcceptedEndpointH\x00\x12\x36\n\x08rejected\x18\x07 \x01(\x0b\x32\".ics.discovery.v1.RejectedEndpointH\x00\x42\n\n\x08\x65ndpoint\"Y\n\x16ListValidatorsResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12/\n\nvalidators\x18\x02 \x03(\x0b\x32\x1b.ics.discovery.v1.Validator2\xd3\x03\n\tDiscovery\x12Q\n\x08GetPorts\x12!.ics.discovery.v1.GetPortsRequest\x1a\".ics.discovery.v1.GetPortsResponse\x12`\n\rListConsumers\x12&.ics.discovery.v1.ListConsumersRequest\x1a\'.ics.discovery.v1.ListConsumersResponse\x12Q\n\x08GetPeers\x12!.ics.discovery.v1.GetPeersRequest\x1a\".ics.discovery.v1.GetPeersResponse\x12Y\n\nWatchPeers\x12#.ics.discovery.v1.WatchPeersRequest\x1a$.ics.discovery.v1.WatchPeersResponse0\x01\x12\x63\n\x0eListValidators\x12\'.ics.discovery.v1.ListValidatorsRequest\x1a(.ics.discovery.v1.ListValidatorsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,33 +43,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCONSUMERSREQUEST']._serialized_start=345
   _globals['_LISTCONSUMERSREQUEST']._serialized_end=367
   _globals['_CONSUMER']._serialized_start=370
-  _globals['_CONSUMER']._serialized_end=570
-  _globals['_LISTCONSUMERSRESPONSE']._serialized_start=572
-  _globals['_LISTCONSUMERSRESPONSE']._serialized_end=684
-  _globals['_PEER']._serialized_start=686
-  _globals['_PEER']._serialized_end=795
-  _globals['_LEFTOUTVALIDATOR']._serialized_start=797
-  _globals['_LEFTOUTVALIDATOR']._serialized_end=917
-  _globals['_PEERSET']._serialized_start=920
-  _globals['_PEERSET']._serialized_end=1123
-  _globals['_GETPEERSREQUEST']._serialized_start=1125
-  _globals['_GETPEERSREQUEST']._serialized_end=1160
-  _globals['_GETPEERSRESPONSE']._serialized_start=1162
-  _globals['_GETPEERSRESPONSE']._serialized_end=1222
-  _globals['_WATCHPEERSREQUEST']._serialized_start=1224
-  _globals['_WATCHPEERSREQUEST']._serialized_end=1261
-  _globals['_WATCHPEERSRESPONSE']._serialized_start=1263
-  _globals['_WATCHPEERSRESPONSE']._serialized_end=1342
-  _globals['_LISTVALIDATORSREQUEST']._serialized_start=1344
-  _globals['_LISTVALIDATORSREQUEST']._serialized_end=1367
-  _globals['_ACCEPTEDENDPOINT']._serialized_start=1369
-  _globals['_ACCEPTEDENDPOINT']._serialized_end=1437
-  _globals['_REJECTEDENDPOINT']._serialized_start=1439
-  _globals['_REJECTEDENDPOINT']._serialized_end=1489
-  _globals['_VALIDATOR']._serialized_start=1492
-  _globals['_VALIDATOR']._serialized_end=1729
-  _globals['_LISTVALIDATORSRESPONSE']._serialized_start=1731
-  _globals['_LISTVALIDATORSRESPONSE']._serialized_end=1820
-  _globals['_DISCOVERY']._serialized_start=1823
-  _globals['_DISCOVERY']._serialized_end=2290
+  _globals['_CONSUMER']._serialized_end=638
+  _globals['_LISTCONSUMERSRESPONSE']._serialized_start=640
+  _globals['_LISTCONSUMERSRESPONSE']._serialized_end=752
+  _globals['_PEER']._serialized_start=754
+  _globals['_PEER']._serialized_end=863
+  _globals['_LEFTOUTVALIDATOR']._serialized_start=865
+  _globals['_LEFTOUTVALIDATOR']._serialized_end=985
+  _globals['_PEERSET']._serialized_start=988
+  _globals['_PEERSET']._serialized_end=1191
+  _globals['_GETPEERSREQUEST']._serialized_start=1193
+  _globals['_GETPEERSREQUEST']._serialized_end=1228
+  _globals['_GETPEERSRESPONSE']._serialized_start=1230
+  _globals['_GETPEERSRESPONSE']._serialized_end=1290
+  _globals['_WATCHPEERSREQUEST']._serialized_start=1292
+  _globals['_WATCHPEERSREQUEST']._serialized_end=1329
+  _globals['_WATCHPEERSRESPONSE']._serialized_start=1331
+  _globals['_WATCHPEERSRESPONSE']._serialized_end=1410
+  _globals['_LISTVALIDATORSREQUEST']._serialized_start=1412
+  _globals['_LISTVALIDATORSREQUEST']._serialized_end=1435
+  _globals['_ACCEPTEDENDPOINT']._serialized_start=1437
+  _globals['_ACCEPTEDENDPOINT']._serialized_end=1505
+  _globals['_REJECTEDENDPOINT']._serialized_start=1507
+  _globals['_REJECTEDENDPOINT']._serialized_end=1557
+  _globals['_VALIDATOR']._serialized_start=1560
+  _globals['_VALIDATOR']._serialized_end=1797
+  _globals['_LISTVALIDATORSRESPONSE']._serialized_start=1799
+  _globals['_LISTVALIDATORSRESPONSE']._serialized_end=1888
+  _globals['_DISCOVERY']._serialized_start=1891
+  _globals['_DISCOVERY']._serialized_end=2358
 # @@protoc_insertion_point(module_scope)

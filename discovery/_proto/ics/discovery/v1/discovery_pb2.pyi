@@ -48,7 +48,7 @@ class ListConsumersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Consumer(_message.Message):
-    __slots__ = ("consumer_id", "chain_id", "phase", "opted_in", "exposed", "ports", "peer_count", "left_out_count", "problem")
+    __slots__ = ("consumer_id", "chain_id", "phase", "opted_in", "exposed", "ports", "peer_count", "left_out_count", "problem", "notify", "node_resources", "node_peers_current")
     CONSUMER_ID_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,9 @@ class Consumer(_message.Message):
     PEER_COUNT_FIELD_NUMBER: _ClassVar[int]
     LEFT_OUT_COUNT_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
+    NODE_RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    NODE_PEERS_CURRENT_FIELD_NUMBER: _ClassVar[int]
     consumer_id: str
     chain_id: str
     phase: str
@@ -67,7 +70,10 @@ class Consumer(_message.Message):
     peer_count: int
     left_out_count: int
     problem: str
-    def __init__(self, consumer_id: _Optional[str] = ..., chain_id: _Optional[str] = ..., phase: _Optional[str] = ..., opted_in: bool = ..., exposed: bool = ..., ports: _Optional[_Union[Ports, _Mapping[str, object]]] = ..., peer_count: _Optional[int] = ..., left_out_count: _Optional[int] = ..., problem: _Optional[str] = ...) -> None: ...
+    notify: str
+    node_resources: str
+    node_peers_current: bool
+    def __init__(self, consumer_id: _Optional[str] = ..., chain_id: _Optional[str] = ..., phase: _Optional[str] = ..., opted_in: bool = ..., exposed: bool = ..., ports: _Optional[_Union[Ports, _Mapping[str, object]]] = ..., peer_count: _Optional[int] = ..., left_out_count: _Optional[int] = ..., problem: _Optional[str] = ..., notify: _Optional[str] = ..., node_resources: _Optional[str] = ..., node_peers_current: bool = ...) -> None: ...
 
 class ListConsumersResponse(_message.Message):
     __slots__ = ("height", "operator_address", "consumers")
