@@ -10,6 +10,8 @@
 # only when missing or older than SHELLCHECK_MIN, and linked into the same folder.
 # Prometheus and promtool (alert rule tests) likewise come from Debian's
 # `prometheus` package, installed only when missing or older than PROMETHEUS_MIN.
+# The data plane tests (kube-proxy in network namespaces) need nft, socat and ip,
+# from Debian's nftables, socat and iproute2 packages, installed when missing.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -69,7 +71,7 @@ build_kube() {
   ld+=" -X k8s.io/component-base/version.gitMajor=${KUBE_VERSION%%.*}"
   local minor=${KUBE_VERSION#*.}; ld+=" -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
   ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
-  (cd "$repo/tools/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$OUT/" ./cmd/kube-apiserver ./cmd/kube-controller-manager)
+  (cd "$repo/tools/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$OUT/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-proxy)
 }
 
 build_etcd() {
@@ -159,16 +161,48 @@ install_prometheus() {
   ln -sfn "$(command -v promtool)" "$bindir/promtool"
 }
 
+# The data plane's system tools: command -> Debian package.
+DATAPLANE_TOOLS=(nft:nftables socat:socat ip:iproute2)
+
+install_dataplane() {
+  local missing=() pkgs=() pair
+  for pair in "${DATAPLANE_TOOLS[@]}"; do
+    if ! command -v "${pair%%:*}" >/dev/null 2>&1; then
+      missing+=("${pair%%:*}"); pkgs+=("${pair##*:}")
+    fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
+      log "the data plane needs ${missing[*]} (Debian packages: ${pkgs[*]}): run 'sudo apt-get update && sudo apt-get install -y --no-install-recommends ${pkgs[*]}', or run make tools as root"
+      exit 1
+    fi
+    log "installing ${pkgs[*]} from Debian's packages (missing: ${missing[*]})"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  fi
+  mkdir -p "$bindir"
+  for pair in "${DATAPLANE_TOOLS[@]}"; do
+    local found
+    found=$(command -v "${pair%%:*}" || true)
+    if [ -z "$found" ]; then
+      log "apt-get installed ${pair##*:} but ${pair%%:*} is still not on PATH"
+      exit 1
+    fi
+    ln -sfn "$found" "$bindir/${pair%%:*}"
+  done
+}
+
 component() {
   local e
   case $1 in
-    kube) e=$(key kube "$KUBE_VERSION" tools/kube); build "$e" build_kube; link "$e" kube-apiserver kube-controller-manager ;;
+    kube) e=$(key kube "$KUBE_VERSION" tools/kube); build "$e" build_kube; link "$e" kube-apiserver kube-controller-manager kube-proxy ;;
     etcd) e=$(key etcd "$ETCD_VERSION" tools/etcd); build "$e" build_etcd; link "$e" etcd ;;
     helm) e=$(key helm "$HELM_VERSION"); build "$e" build_helm; link "$e" helm ;;
     ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
     grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
     shellcheck) install_shellcheck ;;
     prometheus) install_prometheus ;;
+    dataplane) install_dataplane ;;
     *) log "unknown component: $1"; exit 2 ;;
   esac
 }
@@ -176,5 +210,5 @@ component() {
 if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
 mkdir -p "$cache"
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl shellcheck prometheus)
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl shellcheck prometheus dataplane)
 for c in "${components[@]}"; do component "$c"; done

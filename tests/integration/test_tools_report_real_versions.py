@@ -23,6 +23,7 @@ def pinned(name: str) -> str:
         ("etcd", ["--version"], r"etcd Version: {ETCD}\b"),
         ("kube-apiserver", ["--version"], r"Kubernetes v{KUBE}\b"),
         ("kube-controller-manager", ["--version"], r"Kubernetes v{KUBE}\b"),
+        ("kube-proxy", ["--version"], r"Kubernetes v{KUBE}\b"),
         ("helm", ["version", "--short"], r"v{HELM}\b"),
         ("grpcurl", ["-version"], r"grpcurl v{GRPCURL}\b"),
     ],
@@ -36,3 +37,21 @@ def test_tool_reports_pinned_version(binary: str, args: list[str], pattern: str)
     )
     out = subprocess.run([str(tool(binary)), *args], capture_output=True, text=True, check=True)
     assert re.search(expected, out.stdout + out.stderr), out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("binary", "args", "pattern"),
+    [
+        ("nft", ["--version"], r"^nftables v\d+\.\d+"),
+        ("socat", ["-V"], r"socat version \d+\.\d+"),
+        ("ip", ["-V"], r"^ip utility, iproute2-"),
+    ],
+)
+def test_dataplane_system_tool_is_linked_and_runs(
+    binary: str, args: list[str], pattern: str
+) -> None:
+    """`make tools` links the data plane's system tools (Debian packages) next to the others."""
+    path = tool(binary)
+    assert path.is_symlink(), f"{path} should link to the system's {binary}"
+    out = subprocess.run([str(path), *args], capture_output=True, text=True, check=True)
+    assert re.search(pattern, out.stdout + out.stderr, re.M), out.stdout + out.stderr
