@@ -23,6 +23,7 @@ ETCD_VERSION=3.5.21
 HELM_VERSION=3.17.4
 ICS_VERSION=7.0.1
 GRPCURL_VERSION=1.9.3
+METALLB_VERSION=0.15.2
 SHELLCHECK_MIN=0.8.0
 PROMETHEUS_MIN=2.37.0
 
@@ -96,6 +97,20 @@ build_ics() {
   (cd "$repo/tools/ics" && go build -trimpath \
     -ldflags "-s -w -X $v.Name=interchain-security -X $v.AppName=interchain-security-pd -X $v.Version=v$ICS_VERSION" \
     -o "$OUT/interchain-security-pd" .)
+}
+
+# MetalLB's CustomResourceDefinitions (IPAddressPool, L2Advertisement, ...), taken
+# from its Go module, so the data plane's address assignment reads real objects.
+build_metallb_crds() {
+  local dir
+  dir=$(cd "$OUT" && GOFLAGS='' go mod download -json "go.universe.tf/metallb@v$METALLB_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  if [ -z "$dir" ] || [ ! -d "$dir/config/crd/bases" ]; then
+    log "go.universe.tf/metallb@v$METALLB_VERSION has no config/crd/bases"; exit 1
+  fi
+  mkdir -p "$OUT/metallb-crds"
+  cp "$dir"/config/crd/bases/metallb.io_*.yaml "$OUT/metallb-crds/"
+  chmod -R u+w "$OUT/metallb-crds"
 }
 
 # version_ge A B: whether dotted version A is at least B.
@@ -200,6 +215,7 @@ component() {
     helm) e=$(key helm "$HELM_VERSION"); build "$e" build_helm; link "$e" helm ;;
     ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
     grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
+    metallb-crds) e=$(key metallb_crds "$METALLB_VERSION"); build "$e" build_metallb_crds; link "$e" metallb-crds ;;
     shellcheck) install_shellcheck ;;
     prometheus) install_prometheus ;;
     dataplane) install_dataplane ;;
@@ -210,5 +226,5 @@ component() {
 if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
 mkdir -p "$cache"
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl shellcheck prometheus dataplane)
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl metallb-crds shellcheck prometheus dataplane)
 for c in "${components[@]}"; do component "$c"; done

@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
 from tests.support.procs import REPO, tool
 
@@ -55,3 +56,15 @@ def test_dataplane_system_tool_is_linked_and_runs(
     assert path.is_symlink(), f"{path} should link to the system's {binary}"
     out = subprocess.run([str(path), *args], capture_output=True, text=True, check=True)
     assert re.search(pattern, out.stdout + out.stderr, re.M), out.stdout + out.stderr
+
+
+def test_metallb_crds_come_from_the_pinned_module() -> None:
+    """`make tools` copies MetalLB's CRDs out of its Go module; the data plane installs them."""
+    crds = tool("metallb-crds")
+    assert f"metallb_crds-{pinned('METALLB')}-" in str(crds.resolve())
+    kinds = {}
+    for name in ("ipaddresspools", "l2advertisements"):
+        doc = yaml.safe_load((crds / f"metallb.io_{name}.yaml").read_text())
+        served = [v["name"] for v in doc["spec"]["versions"] if v["served"]]
+        kinds[doc["spec"]["names"]["kind"]] = served
+    assert kinds == {"IPAddressPool": ["v1beta1"], "L2Advertisement": ["v1beta1"]}
