@@ -515,6 +515,30 @@ class ClusterDataPlane:
         )
         return time.monotonic() - self.kube_proxy_started
 
+    def stop_kube_proxy(self, *, flush: bool = True) -> None:
+        """Stop kube-proxy; with `flush`, delete its tables (in the node namespace) too."""
+        if self.kube_proxy is not None:
+            self.kube_proxy.stop(grace=10)
+            self.processes.remove(self.kube_proxy)
+            self.kube_proxy = None
+        if flush:
+            for family in ("ip", "ip6"):
+                subprocess.run(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        self.node_netns,
+                        "nft",
+                        "delete",
+                        "table",
+                        family,
+                        "kube-proxy",
+                    ],
+                    capture_output=True,
+                    timeout=30,
+                )
+
     def nft_tables(self) -> str:
         r = subprocess.run(
             ["ip", "netns", "exec", self.node_netns, "nft", "list", "tables"],
@@ -549,14 +573,16 @@ class DataPlane:
         *,
         lb: bool = True,
         lb_namespaces: Iterable[str] | None = None,
+        kube_proxy: bool = True,
     ) -> ClusterDataPlane:
-        """Relay, Node, kube-proxy (started, not yet waited for), CRDs and the LB stand-in."""
+        """Relay, Node, kube-proxy (started unless told not to; not waited for), the LB stand-in."""
         cdp = ClusterDataPlane(cluster, plane, self.net, self.rundir)
         self.clusters[cluster] = cdp
         api = plane.admin_client()
         ensure_node(api, cdp.node_name, self.net.plan.node(cluster))
         cdp.start_relay()
-        cdp.start_kube_proxy()
+        if kube_proxy:
+            cdp.start_kube_proxy()
         if lb:
             install_metallb_crds(api)
             only = frozenset(lb_namespaces) if lb_namespaces is not None else None
