@@ -113,6 +113,14 @@ build_metallb_crds() {
   chmod -R u+w "$OUT/metallb-crds"
 }
 
+# The consumer daemon, from the same wrapper module and version as the provider's.
+build_ics_consumer() {
+  local v=github.com/cosmos/cosmos-sdk/version
+  (cd "$repo/tools/ics" && go build -trimpath \
+    -ldflags "-s -w -X $v.Name=interchain-security -X $v.AppName=interchain-security-cd -X $v.Version=v$ICS_VERSION" \
+    -o "$OUT/interchain-security-cd" github.com/cosmos/interchain-security/v7/cmd/interchain-security-cd)
+}
+
 # version_ge A B: whether dotted version A is at least B.
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
 
@@ -214,6 +222,7 @@ component() {
     etcd) e=$(key etcd "$ETCD_VERSION" tools/etcd); build "$e" build_etcd; link "$e" etcd ;;
     helm) e=$(key helm "$HELM_VERSION"); build "$e" build_helm; link "$e" helm ;;
     ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
+    ics-consumer) e=$(key ics_consumer "$ICS_VERSION" tools/ics); build "$e" build_ics_consumer; link "$e" interchain-security-cd ;;
     grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
     metallb-crds) e=$(key metallb_crds "$METALLB_VERSION"); build "$e" build_metallb_crds; link "$e" metallb-crds ;;
     shellcheck) install_shellcheck ;;
@@ -226,5 +235,5 @@ component() {
 if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
 mkdir -p "$cache"
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl metallb-crds shellcheck prometheus dataplane)
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics ics-consumer grpcurl metallb-crds shellcheck prometheus dataplane)
 for c in "${components[@]}"; do component "$c"; done
