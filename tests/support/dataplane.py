@@ -57,6 +57,7 @@ METALLB_NAMESPACE: Final = "metallb-system"
 REQUEST_IPS_ANNOTATION: Final = "metallb.io/loadBalancerIPs"
 POOL_ANNOTATION: Final = "metallb.io/address-pool"
 NODE_API_PORT: Final = 6443
+KUBE_PROXY_BINDING: Final = "ics-dataplane-kube-proxy"
 IPv4 = ipaddress.IPv4Address
 
 
@@ -401,7 +402,7 @@ def kube_proxy_token(plane: ControlPlane) -> str:
         binding = model(
             client.V1ClusterRoleBinding,
             {
-                "metadata": {"name": "ics-dataplane-kube-proxy"},
+                "metadata": {"name": KUBE_PROXY_BINDING},
                 "roleRef": {
                     "apiGroup": "rbac.authorization.k8s.io",
                     "kind": "ClusterRole",
@@ -553,6 +554,15 @@ class ClusterDataPlane:
             self.lb.stop()
         for p in reversed(self.processes):
             p.stop(grace=5)
+        # The cluster may be shared with other tests: take back what was added to it.
+        api = self.plane.admin_client()
+        core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+        with contextlib.suppress(ApiException):
+            core.delete_node(self.node_name)
+        with contextlib.suppress(ApiException):
+            rbac.delete_cluster_role_binding(KUBE_PROXY_BINDING)
+        with contextlib.suppress(ApiException):
+            core.delete_namespaced_service_account("kube-proxy", "kube-system")
 
     def log_tails(self, lines: int = 40) -> dict[str, str]:
         return {p.name: p.log_tail(lines) for p in self.processes}

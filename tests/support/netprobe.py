@@ -7,7 +7,9 @@
     python netprobe.py client               read "IP PORT TIMEOUT" lines on stdin,
                                             answer each with one JSON line:
                                             {"ok": true, "reply": "..."} or
-                                            {"ok": false, "error": "ECONNREFUSED"}
+                                            {"ok": false, "error": "ECONNREFUSED"};
+                                            "GET IP PORT PATH TIMEOUT" does an HTTP GET:
+                                            {"ok": true, "status": 200, "body": "..."}
 
 `Prober` (below) keeps one client running in a namespace, so that probing costs a
 connection, not a Python start.
@@ -16,6 +18,7 @@ connection, not a Python start.
 from __future__ import annotations
 
 import errno
+import http.client
 import json
 import socket
 import subprocess
@@ -61,9 +64,28 @@ def probe(ip: str, port: int, timeout: float) -> dict[str, object]:
         return {"ok": False, "error": name}
 
 
+def http_get(ip: str, port: int, path: str, timeout: float) -> dict[str, object]:
+    conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return {"ok": True, "status": resp.status, "body": resp.read().decode(errors="replace")}
+    except TimeoutError:
+        return {"ok": False, "error": "timeout"}
+    except (OSError, http.client.HTTPException) as e:
+        name = errno.errorcode.get(getattr(e, "errno", 0) or 0, type(e).__name__)
+        return {"ok": False, "error": name}
+    finally:
+        conn.close()
+
+
 def client() -> None:
     for line in sys.stdin:
         parts = line.split()
+        if len(parts) == 5 and parts[0] == "GET":
+            got = http_get(parts[1], int(parts[2]), parts[3], float(parts[4]))
+            print(json.dumps(got), flush=True)
+            continue
         if len(parts) != 3:
             print(json.dumps({"ok": False, "error": "bad request"}), flush=True)
             continue
@@ -89,10 +111,19 @@ class Prober:
         return self._p.pid
 
     def connect(self, ip: str, port: int, timeout: float = 2.0) -> dict[str, object]:
+        return self._ask(f"{ip} {port} {timeout}")
+
+    def get(self, ip: str, port: int, path: str, timeout: float = 5.0) -> dict[str, object]:
+        """HTTP GET http://ip:port/path from inside the namespace (path without spaces)."""
+        if any(c.isspace() for c in path):
+            raise ValueError(f"path {path!r} has white space")
+        return self._ask(f"GET {ip} {port} {path} {timeout}")
+
+    def _ask(self, request: str) -> dict[str, object]:
         with self._lock:
             assert self._p.stdin is not None
             assert self._p.stdout is not None
-            self._p.stdin.write(f"{ip} {port} {timeout}\n")
+            self._p.stdin.write(request + "\n")
             self._p.stdin.flush()
             line = self._p.stdout.readline()
         if not line:
