@@ -1,4 +1,4 @@
-"""The consumer genesis: `init`'s genesis with the provider's consumer genesis state as ccvconsumer."""
+"""The consumer genesis: `init`'s genesis with the provider's consumer genesis as ccvconsumer."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.consumer import consumer_genesis
 from tests.support import procs
+from tests.support.consumer import consumer_genesis
 
 CCV: dict[str, Any] = {
     "params": {"enabled": True, "consumer_id": "3"},
