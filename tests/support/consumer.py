@@ -97,6 +97,7 @@ class ConsumerChain:
     workdir: Path
     nodes: dict[str, ConsumerNode] = field(default_factory=dict)
     timeout_commit: str = "200ms"
+    started: list[int] = field(default_factory=list)
 
     def _cli(self, *args: str, home: Path) -> str:
         done = subprocess.run(
@@ -179,6 +180,19 @@ class ConsumerChain:
             },
         )
 
+    def use_node_key(self, cluster: str, node_key_json: bytes) -> None:
+        """Replace a node's key (e.g. the one derived from the validator's secret)."""
+        node = self.nodes[cluster]
+        path = node.home / "config" / "node_key.json"
+        path.write_bytes(node_key_json)
+        path.chmod(0o600)
+        node.node_id = node_id_from_key_file(path)
+
+    def set_peers(self, cluster: str, peers: str) -> None:
+        """Only `persistent_peers` in config.toml (what an init container renders)."""
+        update_toml(self.nodes[cluster].home / "config" / "config.toml",
+                    {"p2p": {"persistent_peers": peers}})  # fmt: skip
+
     def start(self, net: Network, cluster: str) -> Process:
         node = self.nodes[cluster]
         node.process = net.start(
@@ -186,15 +200,22 @@ class ConsumerChain:
             node.netns,
             [str(tool(DAEMON)), "start", "--home", str(node.home), "--log_no_color"],
         )
+        self.started.append(node.process.pid)
         return node.process
 
+    def stop_node(self, cluster: str) -> None:
+        node = self.nodes[cluster]
+        if node.process is not None:
+            node.process.stop(grace=10)
+            node.process = None
+
     def stop(self) -> None:
-        for node in self.nodes.values():
-            if node.process is not None:
-                node.process.stop(grace=10)
+        for cluster in self.nodes:
+            self.stop_node(cluster)
 
     def pids(self) -> list[int]:
-        return [n.process.pid for n in self.nodes.values() if n.process and n.process.popen]
+        """Every node process ever started here (restarts included)."""
+        return list(self.started)
 
     def log_tails(self, lines: int = 40) -> dict[str, str]:
         return {n.moniker: n.process.log_tail(lines) for n in self.nodes.values() if n.process}
