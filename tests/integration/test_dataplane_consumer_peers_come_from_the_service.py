@@ -140,30 +140,50 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
             ids = {c.name: consumer.nodes[c.name].node_id for c in clusters}
             probers = {c.name: net.prober(net.node_netns(c.name)) for c in clusters}
 
+            why: list[str] = [""]
+
+            def diagnosis() -> str:
+                state = [
+                    f"{k.cluster}: restarts={k.restarts} started_peers={k.started_peers[-2:]} "
+                    f"errors={k.errors[-3:]}"
+                    for k in kubelets
+                ]
+                tails = "\n".join(f"--- {n}\n{t}" for n, t in consumer.log_tails(15).items())
+                return f"{why[0]}\n" + "\n".join(state) + "\n" + tails
+
+            def not_yet(reason: str) -> dict[str, str] | None:
+                why[0] = reason
+                return None
+
             def wired() -> dict[str, str] | None:
                 lbs = {c.name: lb_address(c) for c in clusters}
                 if not all(lbs.values()):
-                    return None
+                    return not_yet(f"LoadBalancer addresses {lbs}")
                 for c in clusters:
                     port = c.lb_port(chain_id)
                     want = ",".join(sorted(
                         f"{ids[o.name]}@{lbs[o.name]}:{port}" for o in clusters if o is not c
                     ))  # fmt: skip
-                    if c.persistent_peers(chain_id) != want:
-                        return None
+                    have = c.persistent_peers(chain_id)
+                    if have != want:
+                        return not_yet(f"{c.name} peers ConfigMap {have!r}, want {want!r}")
                     ip = str(pods[c.name].address)
                     try:
-                        if int(rpc(probers[c.name], ip, "/net_info")["n_peers"]) != 2:
-                            return None
+                        n_peers = int(rpc(probers[c.name], ip, "/net_info")["n_peers"])
                         status = rpc(probers[c.name], ip, "/status")
-                    except AssertionError:
-                        return None
+                    except AssertionError as e:
+                        return not_yet(f"{c.name} RPC: {e}")
+                    if n_peers != 2:
+                        return not_yet(f"{c.name} has {n_peers} peers")
                     if int(status["sync_info"]["latest_block_height"]) < 3:
-                        return None
+                        return not_yet(f"{c.name} at height {status['sync_info']}")
                 return {k: str(v) for k, v in lbs.items()}
 
-            lbs = await eventually(wired, "every node peered through the published addresses",
-                                   within=300, interval=0.5)  # fmt: skip
+            try:
+                lbs = await eventually(wired, "every node peered through the published addresses",
+                                       within=300, interval=0.5)  # fmt: skip
+            except TimeoutError as e:
+                raise AssertionError(f"{e}\n{diagnosis()}") from e
 
             for c in clusters:
                 # On chain: this validator's real LoadBalancer address and derived node ID.
@@ -196,6 +216,60 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                 return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 
             await eventually(signed_by_all, "a block signed by all three", within=60)
+
+            # alice's LoadBalancer address moves to another address of its pool (as an
+            # operator asks MetalLB for one): alice publishes it, the others follow.
+            alice = clusters[0]
+            old_ip = lbs["alice"]
+            pool = next(
+                p for p in dataplane.read_pools(alice.plane.admin_client()) if p.name == "dp-alice"
+            )
+            new_ip = str(next(a for a in pool.addresses if str(a) != old_ip))
+            alice.core().patch_namespaced_service(
+                "p2p-loadbalancer",
+                alice.namespace,
+                {"metadata": {"annotations": {dataplane.REQUEST_IPS_ANNOTATION: new_ip}}},
+            )
+            moved_at = int(rpc(probers["alice"], alice_ip, "/status")["sync_info"][
+                "latest_block_height"])  # fmt: skip
+
+            def followed() -> bool:
+                details = provider.staking_validator(alice.validator.operator)["description"]
+                if f"p2p={new_ip}" not in details["details"]:
+                    return False
+                for c in clusters[1:]:
+                    peers = c.persistent_peers(chain_id) or ""
+                    if f"{ids['alice']}@{new_ip}:" not in peers:
+                        return False
+                    kubelet = next(k for k in kubelets if k.cluster == c.name)
+                    if not kubelet.started_peers or kubelet.started_peers[-1] != peers:
+                        return False
+                for c in clusters:
+                    try:
+                        info = rpc(probers[c.name], str(pods[c.name].address), "/net_info")
+                    except AssertionError:
+                        return False
+                    if int(info["n_peers"]) != 2:
+                        return False
+                    if any(p["remote_ip"] == old_ip for p in info["peers"]):
+                        return False
+                return True
+
+            await eventually(followed, "the others reconnecting to alice's new address",
+                             within=300, interval=0.5)  # fmt: skip
+            assert lb_address(alice) == new_ip
+
+            def signed_after_move() -> bool:
+                status = rpc(probers["bob"], str(pods["bob"].address), "/status")
+                height = int(status["sync_info"]["latest_block_height"]) - 1
+                if height <= moved_at:
+                    return False
+                commit = rpc(probers["bob"], str(pods["bob"].address), f"/commit?height={height}")
+                sigs = commit["signed_header"]["commit"]["signatures"]
+                return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
+
+            await eventually(signed_after_move, "blocks signed by all three after the move",
+                             within=120)  # fmt: skip
         # The stand-in kubelets met nothing but the API's own refusals (a Pod being replaced).
         for k in kubelets:
             assert all(e.startswith("ApiException") for e in k.errors), k.errors
