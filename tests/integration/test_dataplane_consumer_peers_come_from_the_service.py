@@ -270,6 +270,39 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
 
             await eventually(signed_after_move, "blocks signed by all three after the move",
                              within=120)  # fmt: skip
+
+            # bob's consumer pod comes back with a new IP: its EndpointSlice follows, bob's
+            # kube-proxy routes the LoadBalancer port to it and the others reconnect.
+            bob = clusters[1]
+            new_pod_ip = str(net.plan.pod_address("bob", 7))
+            bob_kubelet = next(k for k in kubelets if k.cluster == "bob")
+            await asyncio.to_thread(bob_kubelet.recreate_pod, new_pod_ip)
+            assert str(pods["bob"].address) == new_pod_ip
+            restarted_at = int(rpc(probers["alice"], alice_ip, "/status")["sync_info"][
+                "latest_block_height"])  # fmt: skip
+
+            def reconnected() -> bool:
+                if bob.slice_addresses(chain_id) != [new_pod_ip]:
+                    return not_yet(f"bob's slice {bob.slice_addresses(chain_id)}") is not None
+                for c in clusters:
+                    try:
+                        info = rpc(probers[c.name], str(pods[c.name].address), "/net_info")
+                    except AssertionError as e:
+                        return not_yet(f"{c.name} RPC: {e}") is not None
+                    if int(info["n_peers"]) != 2:
+                        return not_yet(f"{c.name} has {info['n_peers']} peers") is not None
+                status = rpc(probers["alice"], alice_ip, "/status")
+                height = int(status["sync_info"]["latest_block_height"]) - 1
+                if height <= restarted_at:
+                    return False
+                commit = rpc(probers["alice"], alice_ip, f"/commit?height={height}")
+                sigs = commit["signed_header"]["commit"]["signatures"]
+                return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
+
+            try:
+                await eventually(reconnected, "peers reconnected to bob's new pod", within=180)
+            except TimeoutError as e:
+                raise AssertionError(f"{e}\n{diagnosis()}") from e
         # The stand-in kubelets met nothing but the API's own refusals (a Pod being replaced).
         for k in kubelets:
             assert all(e.startswith("ApiException") for e in k.errors), k.errors

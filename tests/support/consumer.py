@@ -188,6 +188,15 @@ class ConsumerChain:
         path.chmod(0o600)
         node.node_id = node_id_from_key_file(path)
 
+    def set_address(self, cluster: str, address: str) -> None:
+        """The pod came back with a new address: listen there."""
+        node = self.nodes[cluster]
+        node.address = address
+        update_toml(node.home / "config" / "config.toml", {
+            "rpc": {"laddr": f"tcp://{address}:{RPC_PORT}"},
+            "p2p": {"laddr": f"tcp://{address}:{P2P_PORT}"},
+        })  # fmt: skip
+
     def set_peers(self, cluster: str, peers: str) -> None:
         """Only `persistent_peers` in config.toml (what an init container renders)."""
         update_toml(self.nodes[cluster].home / "config" / "config.toml",

@@ -17,6 +17,7 @@ what the kubelet and an init container would:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class StandInKubelet:
     _prober: netprobe.Prober | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def pod_name(self) -> str:
@@ -110,6 +112,23 @@ class StandInKubelet:
         return bool(r.get("ok")) and r.get("status") == 200
 
     def sync(self) -> None:
+        with self._lock:
+            self._sync()
+
+    def recreate_pod(self, address: str) -> None:
+        """The pod is replaced and comes back with `address` (same node key and data)."""
+        with self._lock:
+            self.consumer.stop_node(self.cluster)
+            client.CoreV1Api(self.api).delete_namespaced_pod(self.pod_name, self.namespace)
+            self.pod.readdress(ipaddress.IPv4Address(address))
+            self.consumer.set_address(self.cluster, address)
+            peers = self._peers() or ""
+            self.consumer.set_peers(self.cluster, peers)
+            self.consumer.start(self.net, self.cluster)
+            self.restarts += 1
+            self.started_peers.append(peers)
+
+    def _sync(self) -> None:
         node = self.consumer.nodes[self.cluster]
         template_hash = self._template_hash()
         running = node.process is not None and node.process.exit_reason() is None
