@@ -121,6 +121,13 @@ build_ics_consumer() {
     -o "$OUT/interchain-security-cd" github.com/cosmos/interchain-security/v7/cmd/interchain-security-cd)
 }
 
+# MetalLB's controller (address assignment), run out of cluster by the data plane tests.
+build_metallb() {
+  GOBIN="$OUT" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath -ldflags "-s -w" \
+    "go.universe.tf/metallb/controller@v$METALLB_VERSION"
+  mv "$OUT/controller" "$OUT/metallb-controller"
+}
+
 # version_ge A B: whether dotted version A is at least B.
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
 
@@ -225,6 +232,7 @@ component() {
     ics-consumer) e=$(key ics_consumer "$ICS_VERSION" tools/ics); build "$e" build_ics_consumer; link "$e" interchain-security-cd ;;
     grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
     metallb-crds) e=$(key metallb_crds "$METALLB_VERSION"); build "$e" build_metallb_crds; link "$e" metallb-crds ;;
+    metallb) e=$(key metallb "$METALLB_VERSION"); build "$e" build_metallb; link "$e" metallb-controller ;;
     shellcheck) install_shellcheck ;;
     prometheus) install_prometheus ;;
     dataplane) install_dataplane ;;
@@ -235,5 +243,5 @@ component() {
 if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
 mkdir -p "$cache"
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics ics-consumer grpcurl metallb-crds shellcheck prometheus dataplane)
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics ics-consumer grpcurl metallb-crds metallb shellcheck prometheus dataplane)
 for c in "${components[@]}"; do component "$c"; done

@@ -149,6 +149,9 @@ async def test_lb_address_reaches_the_pod_across_clusters_and_follows_its_ip(bed
         lb = await wait_address(api, ns)
         lo, hi = (ipaddress.IPv4Address(a) for a in bed.pools["alice"])
         assert lo <= ipaddress.IPv4Address(lb) <= hi, (lb, bed.pools["alice"])
+        # Assigned by the real MetalLB controller, which names the pool it allocated from.
+        svc = client.CoreV1Api(api).read_namespaced_service("p2p-loadbalancer", ns)
+        assert svc.metadata.annotations["metallb.io/ip-allocated-from-pool"] == "dp-alice"
         await asyncio.to_thread(alice.wait_kube_proxy_synced)
 
         from_bob = net.prober(net.node_netns("bob"))
@@ -196,6 +199,12 @@ async def test_address_planned_outside_the_subnet_is_unreachable(bed: Bed) -> No
         outside = await wait_address(api, bed.wrong_namespace)
         assert ipaddress.IPv4Address(planned) in net.plan.subnet
         assert outside.startswith("172.30.1."), outside
+        wrong_svc = client.CoreV1Api(api).read_namespaced_service(
+            "p2p-loadbalancer", bed.wrong_namespace
+        )
+        assert wrong_svc.metadata.annotations["metallb.io/ip-allocated-from-pool"] == (
+            "dp-alice-wrong"
+        )
         await asyncio.to_thread(dataplane.wait_routed, from_bob, planned, P2P, "alice-consumer-0")
         # kube-proxy on alice routes both addresses (alice itself reaches the wrong one) ...
         on_alice = net.prober(net.node_netns("alice"))

@@ -13,13 +13,15 @@ For each cluster (a `ControlPlane` on 127.0.0.1 of the root namespace) in a
   nothing outside that namespace: `--conntrack-max-per-core=0` and zero
   conntrack timeouts leave the host's conntrack settings alone, its nftables
   rules live in the node namespace.
-- address assignment and L2 announcement: `LoadBalancerStandIn` does, for this
-  one node, what MetalLB's controller and speaker do. It reads the real MetalLB
-  `IPAddressPool` and `L2Advertisement` objects (their CRDs, from MetalLB's own
-  module, are installed into the apiserver so the objects are validated), writes
-  `status.loadBalancer.ingress` of each LoadBalancer Service from its pool, and
-  "announces" the address by adding it to the node's interface on the bridge, so
-  the node answers ARP for it on the shared segment.
+- address assignment: the real MetalLB controller (`make tools`), out of cluster
+  in the node namespace, admission webhooks off. It reads the real MetalLB
+  `IPAddressPool` objects (all MetalLB CRDs, from its own module, are installed
+  into the apiserver) and writes `status.loadBalancer.ingress`.
+- L2 announcement: `LoadBalancerStandIn` does, for this one node, what MetalLB's
+  speaker does: it adds each assigned address whose pool an `L2Advertisement`
+  names to the node's interface on the bridge, so the node answers ARP for it on
+  the shared segment. With `metallb=False` it also assigns addresses itself
+  (the same objects and annotations, simplified rules).
 
 The address choice is pure (`assign_addresses`); the rest is a thin shell.
 """
@@ -161,6 +163,17 @@ def assign_addresses(
     return out
 
 
+def current_assignment(
+    services: Sequence[LbService], pools: Sequence[Pool]
+) -> dict[str, tuple[IPv4, str] | None]:
+    """What someone else (MetalLB's controller) assigned: each Service's address and its pool."""
+    owner: dict[IPv4, str] = {}
+    for p in sorted(pools, key=lambda p: p.name):
+        for a in p.addresses:
+            owner.setdefault(a, p.name)
+    return {s.key: (s.current, owner[s.current]) if s.current in owner else None for s in services}
+
+
 def announced_addresses(
     assignment: Mapping[str, tuple[IPv4, str] | None], pools: Sequence[Pool]
 ) -> set[IPv4]:
@@ -173,11 +186,10 @@ def announced_addresses(
 
 
 def install_metallb_crds(api: client.ApiClient, timeout: float = 60) -> list[str]:
-    """Create MetalLB's IPAddressPool and L2Advertisement CRDs (from `make tools`); wait."""
+    """Create every MetalLB CRD (from `make tools`) and its namespace; wait until established."""
     ext = client.ApiextensionsV1Api(api)
     names = []
-    for kind in ("ipaddresspools", "l2advertisements"):
-        path = tool("metallb-crds") / f"metallb.io_{kind}.yaml"
+    for path in sorted(tool("metallb-crds").glob("metallb.io_*.yaml")):
         doc = yaml.safe_load(path.read_text())
         names.append(doc["metadata"]["name"])
         try:
@@ -306,6 +318,8 @@ class LoadBalancerStandIn:
     interval: float = 0.1
     # Only Services in these namespaces (None: all, as MetalLB); lets tests share a cluster.
     namespaces: frozenset[str] | None = None
+    # False: the real MetalLB controller assigns; this only announces what it assigned.
+    assign: bool = True
     announced: set[IPv4] = field(default_factory=set)
     assigned: dict[str, tuple[IPv4, str] | None] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -323,13 +337,16 @@ class LoadBalancerStandIn:
         ]
         pools = read_pools(self.api)
         views = {f"{s.metadata.namespace}/{s.metadata.name}": s for s in services}
-        assignment = assign_addresses([_service_view(s) for s in services], pools)
+        if self.assign:
+            assignment = assign_addresses([_service_view(s) for s in services], pools)
+        else:
+            assignment = current_assignment([_service_view(s) for s in services], pools)
         want = announced_addresses(assignment, pools)
         # Announce before publishing the address, withdraw after.
         for addr in sorted(want - self.announced):
             self.net.add_address(self.cluster, addr)
             log.info("announce %s on %s", addr, self.cluster)
-        for key, choice in assignment.items():
+        for key, choice in assignment.items() if self.assign else ():
             svc = views[key]
             ingress = [{"ip": str(choice[0]), "ipMode": "VIP"}] if choice else []
             have = _service_view(svc).current
@@ -516,6 +533,37 @@ class ClusterDataPlane:
         )
         return time.monotonic() - self.kube_proxy_started
 
+    def start_metallb_controller(self) -> Process:
+        """The real MetalLB controller (address assignment), in the node namespace.
+
+        Its admission webhooks and certificate rotation are off (nothing in the
+        cluster could call them); the memberlist secret is the speaker's, which
+        does not run here.
+        """
+        kubeconfig = self.rundir / f"{self.cluster}-metallb.kubeconfig"
+        write_kubeconfig(
+            kubeconfig,
+            self.cluster,
+            f"https://127.0.0.1:{NODE_API_PORT}",
+            self.plane.pki_ca,
+            self.plane.admin_token,
+        )
+        proc = self.net.start(
+            f"metallb-controller-{self.cluster}",
+            self.node_netns,
+            [
+                str(tool("metallb-controller")),
+                f"--kubeconfig={kubeconfig}",
+                f"--namespace={METALLB_NAMESPACE}",
+                "--webhook-mode=disabled",
+                "--disable-cert-rotation",
+                "--port=7472",
+                "--log-level=info",
+            ],
+        )
+        self.processes.append(proc)
+        return proc
+
     def stop_kube_proxy(self, *, flush: bool = True) -> None:
         """Stop kube-proxy; with `flush`, delete its tables (in the node namespace) too."""
         if self.kube_proxy is not None:
@@ -584,8 +632,10 @@ class DataPlane:
         lb: bool = True,
         lb_namespaces: Iterable[str] | None = None,
         kube_proxy: bool = True,
+        metallb: bool = True,
     ) -> ClusterDataPlane:
-        """Relay, Node, kube-proxy (started unless told not to; not waited for), the LB stand-in."""
+        """Relay, Node, kube-proxy (unless told not to; not waited for), MetalLB's controller
+        (or, with `metallb=False`, the stand-in's assignment) and the L2 announcement stand-in."""
         cdp = ClusterDataPlane(cluster, plane, self.net, self.rundir)
         self.clusters[cluster] = cdp
         api = plane.admin_client()
@@ -596,7 +646,11 @@ class DataPlane:
         if lb:
             install_metallb_crds(api)
             only = frozenset(lb_namespaces) if lb_namespaces is not None else None
-            cdp.lb = LoadBalancerStandIn(api, self.net, cluster, namespaces=only).start()
+            if metallb:
+                cdp.start_metallb_controller()
+            cdp.lb = LoadBalancerStandIn(
+                api, self.net, cluster, namespaces=only, assign=not metallb
+            ).start()
         return cdp
 
     def log_tails(self, lines: int = 40) -> dict[str, str]:
@@ -651,6 +705,7 @@ __all__ = [
     "announced_addresses",
     "apply_pool",
     "assign_addresses",
+    "current_assignment",
     "delete_pool",
     "ensure_node",
     "install_metallb_crds",

@@ -84,3 +84,23 @@ def test_distinct_inside_and_order_independent(keys: list[str], size: int, rnd: 
     shuffled = list(services)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
     assert assign_addresses(shuffled, pools) == got
+
+
+def test_current_assignment_reads_what_the_controller_assigned() -> None:
+    from tests.support.dataplane import current_assignment
+
+    pools = [pool("a", ["10.0.0.1-10.0.0.2"]), pool("b", ["10.0.0.9"], announced=False)]
+    services = [
+        LbService("ns/a", current=A("10.0.0.2")),
+        LbService("ns/b", current=A("10.0.0.9")),
+        LbService("ns/none"),
+        LbService("ns/foreign", current=A("192.0.2.1")),
+    ]
+    got = current_assignment(services, pools)
+    assert got == {
+        "ns/a": (A("10.0.0.2"), "a"),
+        "ns/b": (A("10.0.0.9"), "b"),
+        "ns/none": None,
+        "ns/foreign": None,
+    }
+    assert announced_addresses(got, pools) == {A("10.0.0.2")}
