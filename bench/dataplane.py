@@ -2,9 +2,10 @@
 
 On the shared L2 network of namespaces (tests/support/netlab.py) with one real
 control plane (alice), its real kube-proxy in nftables mode in alice's node
-namespace and the LoadBalancer stand-in, lbmanager writes a chain's Service port
-and EndpointSlice; a prober in bob's node namespace connects to alice's
-LoadBalancer address at the chain's derived P2P port. Printed:
+namespace, MetalLB's controller and the L2 announcement stand-in, lbmanager
+writes a chain's Service port and EndpointSlice; a prober in bob's node
+namespace connects to alice's LoadBalancer address at the chain's derived P2P
+port. Printed:
 
 - kube-proxy start to routed: from starting kube-proxy (with its tables
   deleted, so nothing is routed before) to the first connection from bob that
