@@ -480,7 +480,25 @@ def root_network_state() -> dict[str, str]:
         "routes v6": re.sub(r"expires \S+", "", out("ip", "-6", "route", "show", "table", "all")),
         "rules v4": out("ip", "-4", "rule"),
         "rules v6": out("ip", "-6", "rule"),
+        # Host-wide knobs a kube-proxy or a node setup could touch by mistake.
+        **{str(p): _read(p) for p in HOST_KNOBS},
     }
+
+
+HOST_KNOBS: Final = (
+    Path("/proc/sys/net/netfilter/nf_conntrack_max"),
+    Path("/sys/module/nf_conntrack/parameters/hashsize"),
+    Path("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established"),
+    Path("/proc/sys/net/ipv4/ip_forward"),
+    Path("/proc/sys/net/ipv4/conf/all/route_localnet"),
+)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as e:
+        return f"({type(e).__name__})"
 
 
 __all__ = [
