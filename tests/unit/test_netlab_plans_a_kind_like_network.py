@@ -91,3 +91,14 @@ def test_sweep_picks_only_dead_runs_of_our_prefix() -> None:
     names = ["icsdp-10-net", "icsdp-10-alice.pod", "icsdp-11-net", "other-10-net", "icsdp-x-net"]
     assert stale_namespaces(names, alive={11}) == ["icsdp-10-net", "icsdp-10-alice.pod"]
     assert stale_namespaces(names, alive={10, 11}) == []
+
+
+def test_without_root_or_tools_it_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support import netlab, procs
+
+    monkeypatch.setattr("tests.support.netlab.os.geteuid", lambda: 1000)
+    with pytest.raises(procs.TestBedError, match=r"needs root .*unshare --user --map-root-user"):
+        netlab.build_network(["alice"])
+    monkeypatch.setattr("tests.support.netlab.shutil.which", lambda name: None)
+    with pytest.raises(procs.TestBedError, match=r"ip, nft not found: run `make tools` first"):
+        netlab.build_network(["alice"])
