@@ -139,15 +139,29 @@ class ConsumerChain:
         for node in self.nodes.values():
             (node.home / "config" / "genesis.json").write_text(json.dumps(genesis, indent=1))
 
-    def configure(self, cluster: str, *, peers: Sequence[str], external_address: str) -> None:
-        """config.toml/app.toml: listen on the pod address, dial `peers` (id@host:port)."""
+    def configure(
+        self,
+        cluster: str,
+        *,
+        peers: Sequence[str],
+        external_address: str,
+        unsafe_rpc: bool = False,
+    ) -> None:
+        """config.toml/app.toml: listen on the pod address, dial `peers` (id@host:port).
+
+        `unsafe_rpc` opens CometBFT's unsafe RPC methods (`dial_peers`, for `dial` mode).
+        """
         node = self.nodes[cluster]
         cfg = node.home / "config"
         update_toml(
             cfg / "config.toml",
             {
                 "moniker": node.moniker,
-                "rpc": {"laddr": f"tcp://{node.address}:{RPC_PORT}", "pprof_laddr": ""},
+                "rpc": {
+                    "laddr": f"tcp://{node.address}:{RPC_PORT}",
+                    "pprof_laddr": "",
+                    "unsafe": unsafe_rpc,
+                },
                 "p2p": {
                     "laddr": f"tcp://{node.address}:{P2P_PORT}",
                     "external_address": external_address,

@@ -456,31 +456,40 @@ class ClusterDataPlane:
         return self.net.node_netns(self.cluster)
 
     def start_relay(self) -> None:
-        sock = self.rundir / f"{self.cluster}-api.sock"
+        """The cluster's apiserver on the node's own 127.0.0.1:6443."""
+        self.relay("api", self.plane.api_port, NODE_API_PORT)
+
+    def relay(self, name: str, root_port: int, node_port: int) -> None:
+        """127.0.0.1:root_port of the root namespace on 127.0.0.1:node_port inside the node.
+
+        Two socat processes joined by a Unix socket (mode 0600): nothing is bound to
+        an address of the root namespace and no route is added anywhere.
+        """
+        sock = self.rundir / f"{self.cluster}-{name}.sock"
         root_side = Process(
-            f"api-relay-{self.cluster}-root",
+            f"{name}-relay-{self.cluster}-root",
             [
                 str(tool("socat")),
                 f"UNIX-LISTEN:{sock},fork,unlink-early,mode=600",
-                f"TCP:127.0.0.1:{self.plane.api_port}",
+                f"TCP:127.0.0.1:{root_port}",
             ],
-            self.rundir / "logs" / f"api-relay-{self.cluster}-root.log",
+            self.rundir / "logs" / f"{name}-relay-{self.cluster}-root.log",
         )
         self.processes.append(root_side)
         root_side.start()
         wait_for(
-            f"{self.cluster}: API relay socket",
+            f"{self.cluster}: {name} relay socket",
             sock.is_socket,
             timeout=30,
             interval=0.05,
             alive=root_side.exit_reason,
         )
         node_side = self.net.start(
-            f"api-relay-{self.cluster}",
+            f"{name}-relay-{self.cluster}",
             self.node_netns,
             [
                 str(tool("socat")),
-                f"TCP-LISTEN:{NODE_API_PORT},bind=127.0.0.1,fork,reuseaddr",
+                f"TCP-LISTEN:{node_port},bind=127.0.0.1,fork,reuseaddr",
                 f"UNIX-CONNECT:{sock}",
             ],
         )

@@ -76,6 +76,10 @@ class StandInKubelet:
     net: Network
     pod: Pod
     interval: float = 0.2
+    # "restart": start once the peers ConfigMap exists and restart on a new peers hash
+    # (an init container renders the peers); "dial": start at once with no peers and
+    # never restart (the service tells the node its peers over RPC).
+    mode: str = "restart"
     restarts: int = 0
     started_peers: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -130,8 +134,14 @@ class StandInKubelet:
 
     def _sync(self) -> None:
         node = self.consumer.nodes[self.cluster]
-        template_hash = self._template_hash()
         running = node.process is not None and node.process.exit_reason() is None
+        if self.mode == "dial":
+            if not running:
+                self.consumer.start(self.net, self.cluster)
+                self.started_peers.append("")
+            self._write_status()
+            return
+        template_hash = self._template_hash()
         if not running or template_hash != self._running_hash:
             peers = self._peers()
             if peers is not None:
