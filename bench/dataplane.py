@@ -2,7 +2,7 @@
 
 On the shared L2 network of namespaces (tests/support/netlab.py) with one real
 control plane (alice), its real kube-proxy in nftables mode in alice's node
-namespace, MetalLB's controller and the L2 announcement stand-in, lbmanager
+namespace, MetalLB's controller and speaker, lbmanager
 writes a chain's Service port and EndpointSlice; a prober in bob's node
 namespace connects to alice's LoadBalancer address at the chain's derived P2P
 port. Printed:

@@ -1,6 +1,6 @@
 """Measure the whole loop on the wire: address moves and pod IP changes to nodes reconnected.
 
-Three clusters (control plane, kube-proxy, MetalLB controller, L2 stand-in each) on the
+Three clusters (control plane, kube-proxy, MetalLB controller and speaker each) on the
 shared network of namespaces, a three-validator provider chain, the discovery
 service per cluster in `restart` mode publishing its own endpoint, a consumer
 StatefulSet per cluster run by the stand-in kubelet, and a real consumer chain

@@ -121,11 +121,13 @@ build_ics_consumer() {
     -o "$OUT/interchain-security-cd" github.com/cosmos/interchain-security/v7/cmd/interchain-security-cd)
 }
 
-# MetalLB's controller (address assignment), run out of cluster by the data plane tests.
+# MetalLB's controller (address assignment) and speaker (L2 announcement), run out
+# of cluster in the node namespaces by the data plane tests.
 build_metallb() {
   GOBIN="$OUT" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath -ldflags "-s -w" \
-    "go.universe.tf/metallb/controller@v$METALLB_VERSION"
+    "go.universe.tf/metallb/controller@v$METALLB_VERSION" "go.universe.tf/metallb/speaker@v$METALLB_VERSION"
   mv "$OUT/controller" "$OUT/metallb-controller"
+  mv "$OUT/speaker" "$OUT/metallb-speaker"
 }
 
 # version_ge A B: whether dotted version A is at least B.
@@ -232,7 +234,7 @@ component() {
     ics-consumer) e=$(key ics_consumer "$ICS_VERSION" tools/ics); build "$e" build_ics_consumer; link "$e" interchain-security-cd ;;
     grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
     metallb-crds) e=$(key metallb_crds "$METALLB_VERSION"); build "$e" build_metallb_crds; link "$e" metallb-crds ;;
-    metallb) e=$(key metallb "$METALLB_VERSION"); build "$e" build_metallb; link "$e" metallb-controller ;;
+    metallb) e=$(key metallb "$METALLB_VERSION"); build "$e" build_metallb; link "$e" metallb-controller metallb-speaker ;;
     shellcheck) install_shellcheck ;;
     prometheus) install_prometheus ;;
     dataplane) install_dataplane ;;

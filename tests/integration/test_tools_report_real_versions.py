@@ -70,14 +70,15 @@ def test_metallb_crds_come_from_the_pinned_module() -> None:
     assert kinds == {"IPAddressPool": ["v1beta1"], "L2Advertisement": ["v1beta1"]}
 
 
-def test_metallb_controller_is_built_from_the_pinned_module() -> None:
-    """The data plane's MetalLB controller is go.universe.tf/metallb at the pinned version."""
+@pytest.mark.parametrize("part", ["controller", "speaker"])
+def test_metallb_is_built_from_the_pinned_module(part: str) -> None:
+    """The data plane's MetalLB controller and speaker: go.universe.tf/metallb, pinned."""
     info = subprocess.run(
-        ["go", "version", "-m", str(tool("metallb-controller"))],
+        ["go", "version", "-m", str(tool(f"metallb-{part}"))],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     version = re.escape(pinned("METALLB"))
-    assert re.search(r"^\s+path\s+go\.universe\.tf/metallb/controller$", info, re.M), info
+    assert re.search(rf"^\s+path\s+go\.universe\.tf/metallb/{part}$", info, re.M), info
     assert re.search(rf"^\s+mod\s+go\.universe\.tf/metallb\s+v{version}\s", info, re.M), info

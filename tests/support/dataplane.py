@@ -13,15 +13,15 @@ For each cluster (a `ControlPlane` on 127.0.0.1 of the root namespace) in a
   nothing outside that namespace: `--conntrack-max-per-core=0` and zero
   conntrack timeouts leave the host's conntrack settings alone, its nftables
   rules live in the node namespace.
-- address assignment: the real MetalLB controller (`make tools`), out of cluster
-  in the node namespace, admission webhooks off. It reads the real MetalLB
-  `IPAddressPool` objects (all MetalLB CRDs, from its own module, are installed
-  into the apiserver) and writes `status.loadBalancer.ingress`.
-- L2 announcement: `LoadBalancerStandIn` does, for this one node, what MetalLB's
-  speaker does: it adds each assigned address whose pool an `L2Advertisement`
-  names to the node's interface on the bridge, so the node answers ARP for it on
-  the shared segment. With `metallb=False` it also assigns addresses itself
-  (the same objects and annotations, simplified rules).
+- address assignment and L2 announcement: the real MetalLB controller and
+  speaker (`make tools`), out of cluster in the node namespace; the controller's
+  admission webhooks are off, the speaker runs as its host-network Pod would (a
+  Pod object bound to the node, memberlist off) and answers ARP for the
+  addresses it announces. They read the real `IPAddressPool`/`L2Advertisement`
+  objects (all MetalLB CRDs, from its own module, are installed).
+- `LoadBalancerStandIn` is the fallback (`metallb=False`): it assigns from the
+  same objects and annotations (simplified rules) and "announces" by adding the
+  address to the node's interface on the bridge.
 
 The address choice is pure (`assign_addresses`); the rest is a thin shell.
 """
@@ -47,7 +47,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import netprobe
 from .kube import ControlPlane, write_kubeconfig
-from .lb import model
+from .lb import model, set_pod_status
 from .netlab import Network, NodePlan
 from .procs import Process, TestBedError, tool, wait_for
 
@@ -394,6 +394,7 @@ def ensure_node(api: client.ApiClient, name: str, node: NodePlan) -> None:
     except ApiException as e:
         if e.status != 409:
             raise
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     core.patch_node_status(
         name,
         {
@@ -401,7 +402,18 @@ def ensure_node(api: client.ApiClient, name: str, node: NodePlan) -> None:
                 "addresses": [
                     {"type": "InternalIP", "address": str(node.address)},
                     {"type": "Hostname", "address": name},
-                ]
+                ],
+                # MetalLB's speaker announces only from Ready nodes.
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "StandInKubelet",
+                        "message": "no kubelet runs; the node namespace is up",
+                        "lastHeartbeatTime": now,
+                        "lastTransitionTime": now,
+                    }
+                ],
             }
         },
     )
@@ -573,6 +585,59 @@ class ClusterDataPlane:
         self.processes.append(proc)
         return proc
 
+    @property
+    def speaker_pod(self) -> str:
+        return f"speaker-{self.cluster}"
+
+    def start_metallb_speaker(self) -> Process:
+        """The real MetalLB speaker (L2 announcement: it answers ARP for assigned addresses
+        on the node's interfaces), in the node namespace, as the host-network pod it
+        normally is: its Pod object exists, bound to the node, with the node's address.
+        Without memberlist each speaker announces from its own node only.
+        """
+        api = self.plane.admin_client()
+        node = self.net.plan.node(self.cluster)
+        pod = {
+            "metadata": {
+                "name": self.speaker_pod,
+                "labels": {"app": "metallb", "component": "speaker"},
+            },
+            "spec": {
+                "nodeName": self.node_name,
+                "hostNetwork": True,
+                "containers": [{"name": "speaker", "image": "quay.io/metallb/speaker:v0.15.2"}],
+            },
+        }
+        with contextlib.suppress(ApiException):
+            client.CoreV1Api(api).create_namespaced_pod(METALLB_NAMESPACE, model(client.V1Pod, pod))
+        set_pod_status(
+            api, METALLB_NAMESPACE, self.speaker_pod, ips=[str(node.address)], ready=True
+        )
+        kubeconfig = self.rundir / f"{self.cluster}-metallb-speaker.kubeconfig"
+        write_kubeconfig(
+            kubeconfig,
+            self.cluster,
+            f"https://127.0.0.1:{NODE_API_PORT}",
+            self.plane.pki_ca,
+            self.plane.admin_token,
+        )
+        proc = self.net.start(
+            f"metallb-speaker-{self.cluster}",
+            self.node_netns,
+            [
+                str(tool("metallb-speaker")),
+                f"--kubeconfig={kubeconfig}",
+                f"--namespace={METALLB_NAMESPACE}",
+                f"--node-name={self.node_name}",
+                f"--pod-name={self.speaker_pod}",
+                "--host=127.0.0.1",
+                "--port=7473",
+                "--log-level=info",
+            ],
+        )
+        self.processes.append(proc)
+        return proc
+
     def stop_kube_proxy(self, *, flush: bool = True) -> None:
         """Stop kube-proxy; with `flush`, delete its tables (in the node namespace) too."""
         if self.kube_proxy is not None:
@@ -615,6 +680,9 @@ class ClusterDataPlane:
         api = self.plane.admin_client()
         core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
         with contextlib.suppress(ApiException):
+            # Bound to a node whose kubelet never runs: only a forced deletion completes.
+            core.delete_namespaced_pod(self.speaker_pod, METALLB_NAMESPACE, grace_period_seconds=0)
+        with contextlib.suppress(ApiException):
             core.delete_node(self.node_name)
         with contextlib.suppress(ApiException):
             rbac.delete_cluster_role_binding(KUBE_PROXY_BINDING)
@@ -643,8 +711,9 @@ class DataPlane:
         kube_proxy: bool = True,
         metallb: bool = True,
     ) -> ClusterDataPlane:
-        """Relay, Node, kube-proxy (unless told not to; not waited for), MetalLB's controller
-        (or, with `metallb=False`, the stand-in's assignment) and the L2 announcement stand-in."""
+        """Relay, Node, kube-proxy (unless told not to; not waited for) and MetalLB's
+        controller and speaker (every namespace's Services, as MetalLB does); with
+        `metallb=False` the stand-in assigns and announces instead, for `lb_namespaces`."""
         cdp = ClusterDataPlane(cluster, plane, self.net, self.rundir)
         self.clusters[cluster] = cdp
         api = plane.admin_client()
@@ -657,9 +726,9 @@ class DataPlane:
             only = frozenset(lb_namespaces) if lb_namespaces is not None else None
             if metallb:
                 cdp.start_metallb_controller()
-            cdp.lb = LoadBalancerStandIn(
-                api, self.net, cluster, namespaces=only, assign=not metallb
-            ).start()
+                cdp.start_metallb_speaker()
+            else:
+                cdp.lb = LoadBalancerStandIn(api, self.net, cluster, namespaces=only).start()
         return cdp
 
     def log_tails(self, lines: int = 40) -> dict[str, str]:
