@@ -10,6 +10,8 @@
 # only when missing or older than SHELLCHECK_MIN, and linked into the same folder.
 # Prometheus and promtool (alert rule tests) likewise come from Debian's
 # `prometheus` package, installed only when missing or older than PROMETHEUS_MIN.
+# The data plane tests (kube-proxy in network namespaces) need nft, socat and ip,
+# from Debian's nftables, socat and iproute2 packages, installed when missing.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +24,7 @@ HELM_VERSION=3.17.4
 ICS_VERSION=7.0.1
 GRPCURL_VERSION=1.9.3
 COSMOS_OPERATOR_VERSION=0.25.1
+METALLB_VERSION=0.15.2
 SHELLCHECK_MIN=0.8.0
 PROMETHEUS_MIN=2.37.0
 
@@ -70,7 +73,7 @@ build_kube() {
   ld+=" -X k8s.io/component-base/version.gitMajor=${KUBE_VERSION%%.*}"
   local minor=${KUBE_VERSION#*.}; ld+=" -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
   ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
-  (cd "$repo/tools/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$OUT/" ./cmd/kube-apiserver ./cmd/kube-controller-manager)
+  (cd "$repo/tools/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$OUT/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-proxy)
 }
 
 build_etcd() {
@@ -114,6 +117,37 @@ build_ics() {
   (cd "$repo/tools/ics" && go build -trimpath \
     -ldflags "-s -w -X $v.Name=interchain-security -X $v.AppName=interchain-security-pd -X $v.Version=v$ICS_VERSION" \
     -o "$OUT/interchain-security-pd" .)
+}
+
+# MetalLB's CustomResourceDefinitions (IPAddressPool, L2Advertisement, ...), taken
+# from its Go module, so the data plane's address assignment reads real objects.
+build_metallb_crds() {
+  local dir
+  dir=$(cd "$OUT" && GOFLAGS='' go mod download -json "go.universe.tf/metallb@v$METALLB_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  if [ -z "$dir" ] || [ ! -d "$dir/config/crd/bases" ]; then
+    log "go.universe.tf/metallb@v$METALLB_VERSION has no config/crd/bases"; exit 1
+  fi
+  mkdir -p "$OUT/metallb-crds"
+  cp "$dir"/config/crd/bases/metallb.io_*.yaml "$OUT/metallb-crds/"
+  chmod -R u+w "$OUT/metallb-crds"
+}
+
+# The consumer daemon, from the same wrapper module and version as the provider's.
+build_ics_consumer() {
+  local v=github.com/cosmos/cosmos-sdk/version
+  (cd "$repo/tools/ics" && go build -trimpath \
+    -ldflags "-s -w -X $v.Name=interchain-security -X $v.AppName=interchain-security-cd -X $v.Version=v$ICS_VERSION" \
+    -o "$OUT/interchain-security-cd" github.com/cosmos/interchain-security/v7/cmd/interchain-security-cd)
+}
+
+# MetalLB's controller (address assignment) and speaker (L2 announcement), run out
+# of cluster in the node namespaces by the data plane tests.
+build_metallb() {
+  GOBIN="$OUT" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath -ldflags "-s -w" \
+    "go.universe.tf/metallb/controller@v$METALLB_VERSION" "go.universe.tf/metallb/speaker@v$METALLB_VERSION"
+  mv "$OUT/controller" "$OUT/metallb-controller"
+  mv "$OUT/speaker" "$OUT/metallb-speaker"
 }
 
 # version_ge A B: whether dotted version A is at least B.
@@ -179,19 +213,54 @@ install_prometheus() {
   ln -sfn "$(command -v promtool)" "$bindir/promtool"
 }
 
+# The data plane's system tools: command -> Debian package.
+DATAPLANE_TOOLS=(nft:nftables socat:socat ip:iproute2)
+
+install_dataplane() {
+  local missing=() pkgs=() pair
+  for pair in "${DATAPLANE_TOOLS[@]}"; do
+    if ! command -v "${pair%%:*}" >/dev/null 2>&1; then
+      missing+=("${pair%%:*}"); pkgs+=("${pair##*:}")
+    fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
+      log "the data plane needs ${missing[*]} (Debian packages: ${pkgs[*]}): run 'sudo apt-get update && sudo apt-get install -y --no-install-recommends ${pkgs[*]}', or run make tools as root"
+      exit 1
+    fi
+    log "installing ${pkgs[*]} from Debian's packages (missing: ${missing[*]})"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  fi
+  mkdir -p "$bindir"
+  for pair in "${DATAPLANE_TOOLS[@]}"; do
+    local found
+    found=$(command -v "${pair%%:*}" || true)
+    if [ -z "$found" ]; then
+      log "apt-get installed ${pair##*:} but ${pair%%:*} is still not on PATH"
+      exit 1
+    fi
+    ln -sfn "$found" "$bindir/${pair%%:*}"
+  done
+}
+
 component() {
   local e
   case $1 in
-    kube) e=$(key kube "$KUBE_VERSION" tools/kube); build "$e" build_kube; link "$e" kube-apiserver kube-controller-manager ;;
+    kube) e=$(key kube "$KUBE_VERSION" tools/kube); build "$e" build_kube; link "$e" kube-apiserver kube-controller-manager kube-proxy ;;
     etcd) e=$(key etcd "$ETCD_VERSION" tools/etcd); build "$e" build_etcd; link "$e" etcd ;;
     helm) e=$(key helm "$HELM_VERSION"); build "$e" build_helm; link "$e" helm ;;
     ics)  e=$(key ics "$ICS_VERSION" tools/ics); build "$e" build_ics; link "$e" interchain-security-pd ;;
+    ics-consumer) e=$(key ics_consumer "$ICS_VERSION" tools/ics); build "$e" build_ics_consumer; link "$e" interchain-security-cd ;;
     grpcurl) e=$(key grpcurl "$GRPCURL_VERSION"); build "$e" build_grpcurl; link "$e" grpcurl ;;
     cosmos-operator) e=$(key cosmos_operator "$COSMOS_OPERATOR_VERSION"); build "$e" build_cosmos_operator
       link "$e" cosmos-operator cosmos.strange.love_cosmosfullnodes.yaml \
         cosmos.strange.love_scheduledvolumesnapshots.yaml cosmos.strange.love_statefuljobs.yaml ;;
+    metallb-crds) e=$(key metallb_crds "$METALLB_VERSION"); build "$e" build_metallb_crds; link "$e" metallb-crds ;;
+    metallb) e=$(key metallb "$METALLB_VERSION"); build "$e" build_metallb; link "$e" metallb-controller metallb-speaker ;;
     shellcheck) install_shellcheck ;;
     prometheus) install_prometheus ;;
+    dataplane) install_dataplane ;;
     *) log "unknown component: $1"; exit 2 ;;
   esac
 }
@@ -199,5 +268,5 @@ component() {
 if [ "${1:-}" = "--path" ]; then echo "$bindir"; exit 0; fi
 mkdir -p "$cache"
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics grpcurl cosmos-operator shellcheck prometheus)
+[ ${#components[@]} -gt 0 ] || components=(etcd kube helm ics ics-consumer grpcurl cosmos-operator metallb-crds metallb shellcheck prometheus dataplane)
 for c in "${components[@]}"; do component "$c"; done

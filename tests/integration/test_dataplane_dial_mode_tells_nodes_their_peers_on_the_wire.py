@@ -1,0 +1,221 @@
+"""`dial` mode on the wire: each cluster's service runs as `ics-discovery run` inside its cluster's
+node namespace (reaching its apiserver and its provider node through relays, and the consumer pod
+by its pod IP, as inside a real cluster), publishes its real LoadBalancer address and tells its
+consumer node the peers with `dial_peers`. The nodes start with no peers at all; the consumer
+chain then makes blocks signed by all three validators, every node connected to the other two
+through their LoadBalancer addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from discovery.nodekey import derive_node_key, encode_node_key, secret_from_environment
+from tests.integration.chainmonitor_support import export_key_hex, write_key_file
+from tests.support import dataplane, netlab
+from tests.support.consumer import RPC_PORT, ConsumerChain
+from tests.support.kube import write_kubeconfig
+from tests.support.kubelet import StandInKubelet, consumer_statefulset
+from tests.support.procs import Process, pids_alive
+from tests.support.service_fixtures import SERVICE_NAME, Cluster, eventually
+
+pytestmark = [pytest.mark.kube, pytest.mark.chain, pytest.mark.netns]
+
+NAMES = ["alice", "bob", "charlie"]
+
+
+@pytest.fixture
+def wire(clusters: list[Cluster], tmp_path: Path) -> Iterator[dataplane.DataPlane]:
+    before = netlab.root_network_state()
+    net = netlab.build_network(NAMES, workdir=tmp_path)
+    dp = dataplane.DataPlane(net)
+    try:
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "ics-discovery"), "metallb-pools",
+             "--network-json", "-", "--clusters", ",".join(NAMES), "--size", "4", "--json"],
+            input=net.inspect_json(), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        pools = json.loads(out.stdout)["pools"]
+        for c in clusters:
+            dp.add_cluster(c.name, c.plane, lb_namespaces=[c.namespace])
+            p = pools[c.name]
+            dataplane.apply_pool(c.plane.admin_client(), f"dp-{c.name}",
+                                 [f"{p['start']}-{p['end']}"])  # fmt: skip
+        yield dp
+    finally:
+        pids = dp.pids()
+        dp.close()
+        for c in clusters:
+            dataplane.delete_pool(c.plane.admin_client(), f"dp-{c.name}")
+    assert netlab.our_namespaces() == [], "a namespace survived teardown"
+    assert pids_alive(pids) == [], "a process survived teardown"
+    assert netlab.root_network_state() == before, "the root network namespace changed"
+
+
+def lb_address(c: Cluster) -> str | None:
+    try:
+        svc = c.core().read_namespaced_service(SERVICE_NAME, c.namespace)
+    except client.ApiException:
+        return None
+    status = svc.status.load_balancer if svc.status else None
+    ingress = (status.ingress if status else None) or []
+    return str(ingress[0].ip) if ingress else None
+
+
+def rpc(prober: Any, ip: str, path: str) -> Any:
+    r = prober.get(ip, RPC_PORT, path, 5.0)
+    if not r.get("ok") or r.get("status") != 200:
+        raise AssertionError(f"RPC {ip}{path}: {r}")
+    return json.loads(str(r["body"]))["result"]
+
+
+def start_service_in_node(
+    dp: dataplane.DataPlane, c: Cluster, folder: Path, key_file: Path, secret_env: str,
+    secret: str,
+) -> Process:  # fmt: skip
+    """`ics-discovery run` in the node namespace; apiserver and provider node through relays."""
+    cdp = dp.clusters[c.name]
+    node = c.node
+    cdp.relay("provider-rpc", node.ports.rpc, node.ports.rpc)
+    cdp.relay("provider-grpc", node.ports.grpc, node.ports.grpc)
+    kubeconfig = folder / f"{c.name}-service.kubeconfig"
+    write_kubeconfig(kubeconfig, c.name, "https://127.0.0.1:6443", c.plane.pki_ca,
+                     c.plane.admin_token)  # fmt: skip
+    settings = {
+        "kubeconfig": str(kubeconfig),
+        "provider_rpc_urls": [f"http://127.0.0.1:{node.ports.rpc}"],
+        "provider_grpc_urls": [f"127.0.0.1:{node.ports.grpc}"],
+        "operator_address": c.validator.operator,
+        "service_name": SERVICE_NAME,
+        "service_namespace": c.namespace,
+        "consumer_namespace": c.namespace,
+        "grpc_listen": "127.0.0.1:0",
+        "metrics_listen": "127.0.0.1:0",
+        "leader_election": False,
+        "log_format": "text",
+        "notify_default": "dial",
+        "consumer_rpc_port": RPC_PORT,
+        "publish_endpoint": True,
+        "publish_key_file": str(key_file),
+        "node_key_secret_env": secret_env,
+    }
+    config = folder / f"{c.name}-service.json"
+    config.write_text(json.dumps(settings))
+    proc = dp.net.start(
+        f"ics-discovery-{c.name}",
+        dp.net.node_netns(c.name),
+        [str(Path(sys.executable).parent / "ics-discovery"), "run", "--config", str(config)],
+        env={secret_env: secret},
+    )
+    cdp.processes.append(proc)
+    return proc
+
+
+async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
+    clusters: list[Cluster], wire: dataplane.DataPlane, tmp_path: Path
+) -> None:
+    net = wire.net
+    provider = clusters[0].chain
+    chain_id = f"dial-{secrets.token_hex(3)}-1"
+    pods = {c.name: net.add_pod(c.name, "consumer-0", 3) for c in clusters}
+    for c in clusters:
+        client.AppsV1Api(c.plane.admin_client()).create_namespaced_stateful_set(
+            c.namespace, consumer_statefulset("consumer", chain_id)
+        )
+    consumer_id = await asyncio.to_thread(provider.launch_consumer, chain_id)
+    kubelets: list[StandInKubelet] = []
+    services: dict[str, Process] = {}
+    consumer = ConsumerChain(chain_id, consumer_id, tmp_path / "consumer")
+    try:
+        placement = {
+            c.name: (c.validator, pods[c.name].netns, str(pods[c.name].address)) for c in clusters
+        }
+        await asyncio.to_thread(consumer.prepare, provider, placement)
+        for c in clusters:
+            secret = secrets.token_hex(32)
+            env = f"ICSDP_{c.name.upper()}_NODE_SECRET"
+            key_hex = await asyncio.to_thread(export_key_hex, provider, c.validator)
+            key_file = write_key_file(tmp_path, f"{c.name}.key", key_hex)
+            node_key = derive_node_key(secret_from_environment(secret))
+            consumer.use_node_key(c.name, encode_node_key(node_key))
+            consumer.configure(c.name, peers=[], external_address="", unsafe_rpc=True)
+            kubelets.append(
+                StandInKubelet(c.plane.admin_client(), c.namespace, "consumer", chain_id,
+                               c.name, consumer, net, pods[c.name], mode="dial").start()
+            )  # fmt: skip
+            services[c.name] = start_service_in_node(wire, c, tmp_path, key_file, env, secret)
+        ids = {c.name: consumer.nodes[c.name].node_id for c in clusters}
+        probers = {c.name: net.prober(net.node_netns(c.name)) for c in clusters}
+        why = [""]
+
+        def wired() -> dict[str, str] | None:
+            for name, proc in services.items():
+                dead = proc.exit_reason()
+                if dead:
+                    raise AssertionError(f"{name}'s service: {dead}")
+            lbs = {c.name: lb_address(c) for c in clusters}
+            if not all(lbs.values()):
+                why[0] = f"LoadBalancer addresses {lbs}"
+                return None
+            for c in clusters:
+                ip = str(pods[c.name].address)
+                try:
+                    info = rpc(probers[c.name], ip, "/net_info")
+                    height = int(rpc(probers[c.name], ip, "/status")["sync_info"][
+                        "latest_block_height"])  # fmt: skip
+                except AssertionError as e:
+                    why[0] = f"{c.name}: {e}"
+                    return None
+                outbound = {p["remote_ip"] for p in info["peers"] if p["is_outbound"]}
+                if int(info["n_peers"]) != 2 or height < 3:
+                    why[0] = f"{c.name}: {info['n_peers']} peers, height {height}"
+                    return None
+                if not outbound <= {lbs[o.name] for o in clusters if o is not c}:
+                    why[0] = f"{c.name} dialled {outbound}, not LoadBalancers {lbs}"
+                    return None
+            return {k: str(v) for k, v in lbs.items()}
+
+        try:
+            lbs = await eventually(wired, "every node told its peers and connected",
+                                   within=300, interval=0.5)  # fmt: skip
+        except TimeoutError as e:
+            tails = "\n".join(f"--- {n}\n{p.log_tail(20)}" for n, p in services.items())
+            raise AssertionError(f"{e}\n{why[0]}\n{tails}") from e
+
+        for c in clusters:
+            details = provider.staking_validator(c.validator.operator)["description"]["details"]
+            assert f"node={ids[c.name]}" in details
+            assert f"p2p={lbs[c.name]}" in details
+            # The node was started without peers: every peer came from dial_peers.
+            assert next(k for k in kubelets if k.cluster == c.name).started_peers == [""]
+            info = rpc(probers[c.name], str(pods[c.name].address), "/net_info")
+            assert {p["node_info"]["id"] for p in info["peers"]} == {
+                ids[o.name] for o in clusters if o is not c
+            }
+        alice_ip = str(pods["alice"].address)
+        everyone = {v["address"] for v in rpc(probers["alice"], alice_ip, "/validators")[
+            "validators"]}  # fmt: skip
+
+        def signed_by_all() -> bool:
+            status = rpc(probers["alice"], alice_ip, "/status")
+            height = int(status["sync_info"]["latest_block_height"]) - 1
+            commit = rpc(probers["alice"], alice_ip, f"/commit?height={height}")
+            sigs = commit["signed_header"]["commit"]["signatures"]
+            return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
+
+        await eventually(signed_by_all, "a block signed by all three", within=60)
+    finally:
+        for k in kubelets:
+            k.stop()
+        consumer.stop()
+        await asyncio.to_thread(provider.remove_consumer, 0, consumer_id)
