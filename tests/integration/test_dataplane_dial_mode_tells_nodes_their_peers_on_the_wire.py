@@ -104,6 +104,8 @@ def start_service_in_node(
         "leader_election": False,
         "log_format": "text",
         "notify_default": "dial",
+        # A Kind-like network: private LoadBalancer addresses, as on a testnet.
+        "endpoint_profile": "testnet",
         "consumer_rpc_port": RPC_PORT,
         "publish_endpoint": True,
         "publish_key_file": str(key_file),
