@@ -25,7 +25,6 @@ import contextlib
 import json
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,38 +39,14 @@ from kubernetes import client  # noqa: E402
 
 from discovery.ports import derive_ports  # noqa: E402
 from lbmanager import DesiredState, LbSettings, LoadBalancerController  # noqa: E402
-from tests.support import dataplane, netlab, netprobe  # noqa: E402
+from tests.support import dataplane, netlab  # noqa: E402
 from tests.support.chain import ProviderChain, start_provider_chain  # noqa: E402
-from tests.support.consumer import P2P_PORT, RPC_PORT, ConsumerChain  # noqa: E402
+from tests.support.consumer import P2P_PORT, ConsumerChain, node_rpc  # noqa: E402
 from tests.support.kube import ControlPlane, start_control_plane  # noqa: E402
 from tests.support.lb import chain, create_consumer_pod, model  # noqa: E402
 from tests.support.procs import wait_for  # noqa: E402
 
 CLUSTERS = ["alice", "bob", "charlie"]
-
-
-def rpc(prober: netprobe.Prober, ip: str, path: str) -> Any:
-    r = prober.get(ip, RPC_PORT, path, 5.0)
-    if not r.get("ok") or r.get("status") != 200:
-        raise RuntimeError(f"RPC {ip}{path}: {r}")
-    return json.loads(str(r["body"]))["result"]
-
-
-def planned_pools(net: netlab.Network) -> dict[str, dict[str, str]]:
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "ics-discovery"), "metallb-pools", "--network-json",
-         "-", "--clusters", ",".join(CLUSTERS), "--size", "4", "--json"],
-        input=net.inspect_json(), capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    pools: dict[str, dict[str, str]] = json.loads(out.stdout)["pools"]
-    return pools
-
-
-def lb_address(api: client.ApiClient, namespace: str) -> str | None:
-    svc = client.CoreV1Api(api).read_namespaced_service("p2p-loadbalancer", namespace)
-    status = svc.status.load_balancer if svc.status else None
-    ingress = (status.ingress if status else None) or []
-    return str(ingress[0].ip) if ingress else None
 
 
 async def one_run(
@@ -86,14 +61,14 @@ async def one_run(
     chain_id = f"bench-{secrets.token_hex(3)}-1"
     consumer_id = ""
     try:
-        pools = planned_pools(net)
+        pools = dataplane.planned_pools(net, CLUSTERS)
         apis = {c: planes[c].admin_client() for c in CLUSTERS}
         for c in CLUSTERS:
             client.CoreV1Api(apis[c]).create_namespace(
                 model(client.V1Namespace, {"metadata": {"name": ns}})
             )
             dp.add_cluster(c, planes[c], lb_namespaces=[ns])
-            dataplane.apply_pool(apis[c], f"bench-{c}", [f"{pools[c]['start']}-{pools[c]['end']}"])
+            dataplane.apply_pool(apis[c], f"bench-{c}", ["-".join(pools[c])])
         t_launch0 = time.monotonic()
         consumer_id = await asyncio.to_thread(provider.launch_consumer, chain_id)
         t_launched = time.monotonic()
@@ -110,10 +85,10 @@ async def one_run(
         await asyncio.to_thread(
             wait_for,
             "LoadBalancer addresses",
-            lambda: all(lb_address(apis[c], ns) for c in CLUSTERS),
+            lambda: all(dataplane.lb_address(apis[c], ns) for c in CLUSTERS),
             60,
         )
-        lbs = {c: str(lb_address(apis[c], ns)) for c in CLUSTERS}
+        lbs = {c: str(dataplane.lb_address(apis[c], ns)) for c in CLUSTERS}
         consumer = ConsumerChain(chain_id, consumer_id, tmp / f"consumer{run}")
         placement = {
             c: (provider.validators[i], pods[c].netns, str(pods[c].address))
@@ -129,7 +104,7 @@ async def one_run(
 
         def first_block() -> bool:
             return all(
-                int(rpc(probers[c], str(pods[c].address), "/status")["sync_info"][
+                int(node_rpc(probers[c], str(pods[c].address), "/status")["sync_info"][
                     "latest_block_height"]) >= 1
                 for c in CLUSTERS
             )  # fmt: skip
@@ -137,17 +112,21 @@ async def one_run(
         def connected_all_signing() -> bool:
             nonlocal vals
             for c in CLUSTERS:
-                if int(rpc(probers[c], str(pods[c].address), "/net_info")["n_peers"]) != 2:
+                if int(node_rpc(probers[c], str(pods[c].address), "/net_info")["n_peers"]) != 2:
                     return False
             ip = str(pods["alice"].address)
             if not vals:
                 vals = {
-                    v["address"] for v in rpc(probers["alice"], ip, "/validators")["validators"]
+                    v["address"]
+                    for v in node_rpc(probers["alice"], ip, "/validators")["validators"]
                 }
-            h = int(rpc(probers["alice"], ip, "/status")["sync_info"]["latest_block_height"]) - 1
+            h = (
+                int(node_rpc(probers["alice"], ip, "/status")["sync_info"]["latest_block_height"])
+                - 1
+            )
             if h < 1:
                 return False
-            sigs = rpc(probers["alice"], ip, f"/commit?height={h}")["signed_header"]["commit"]
+            sigs = node_rpc(probers["alice"], ip, f"/commit?height={h}")["signed_header"]["commit"]
             return {
                 s["validator_address"] for s in sigs["signatures"] if s["block_id_flag"] == 2
             } == vals

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -102,39 +101,13 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def wait_lb_address(api: client.ApiClient, timeout: float = 60) -> str:
-    core = client.CoreV1Api(api)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = core.read_namespaced_service("p2p-loadbalancer", NAMESPACE).status
-        lb = status.load_balancer if status is not None else None
-        ingress = (lb.ingress if lb is not None else None) or []
-        if ingress:
-            return str(ingress[0].ip)
+        address = dataplane.lb_address(api, NAMESPACE)
+        if address:
+            return address
         time.sleep(0.05)
     raise RuntimeError("no LoadBalancer address assigned")
-
-
-def planned_pools(net: netlab.Network) -> dict[str, dict[str, str]]:
-    """`ics-discovery metallb-pools` fed the network's `docker network inspect` document."""
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ics-discovery"),
-            "metallb-pools",
-            "--network-json",
-            "-",
-            "--clusters",
-            "alice,bob",
-            "--size",
-            "4",
-            "--json",
-        ],
-        input=net.inspect_json(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    pools: dict[str, dict[str, str]] = json.loads(out.stdout)["pools"]
-    return pools
 
 
 async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -149,10 +122,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         client.CoreV1Api(api).create_namespace(
             model(client.V1Namespace, {"metadata": {"name": NAMESPACE}})
         )
-        pools = await asyncio.to_thread(planned_pools, net)
+        pools = await asyncio.to_thread(dataplane.planned_pools, net, ["alice", "bob"])
         alice = dp.add_cluster("alice", plane, kube_proxy=False)
-        p = pools["alice"]
-        dataplane.apply_pool(api, "alice", [f"{p['start']}-{p['end']}"])
+        dataplane.apply_pool(api, "alice", ["-".join(pools["alice"])])
 
         pods = [net.add_pod("alice", f"consumer-{i}", 3 + i) for i in range(2)]
         for pod in pods:

@@ -29,7 +29,6 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,9 +43,9 @@ from kubernetes import client  # noqa: E402
 
 from discovery.nodekey import derive_node_key, encode_node_key, secret_from_environment  # noqa: E402
 from tests.integration.chainmonitor_support import export_key_hex, write_key_file  # noqa: E402
-from tests.support import dataplane, netlab, netprobe  # noqa: E402
+from tests.support import dataplane, netlab  # noqa: E402
 from tests.support.chain import start_provider_chain  # noqa: E402
-from tests.support.consumer import RPC_PORT, ConsumerChain  # noqa: E402
+from tests.support.consumer import ConsumerChain, NodeRpcUnanswered, node_rpc  # noqa: E402
 from tests.support.kube import ControlPlane, start_control_plane  # noqa: E402
 from tests.support.kubelet import StandInKubelet, consumer_statefulset  # noqa: E402
 from tests.support.lb import model  # noqa: E402
@@ -56,42 +55,15 @@ NAMES = ["alice", "bob", "charlie"]
 NAMESPACE = "wire"
 
 
-def rpc(prober: netprobe.Prober, ip: str, path: str) -> Any:
-    r = prober.get(ip, RPC_PORT, path, 5.0)
-    if not r.get("ok") or r.get("status") != 200:
-        raise RuntimeError(f"RPC {ip}{path}: {r}")
-    return json.loads(str(r["body"]))["result"]
-
-
-def lb_address(c: Cluster) -> str | None:
-    try:
-        svc = c.core().read_namespaced_service("p2p-loadbalancer", c.namespace)
-    except client.ApiException:
-        return None
-    status = svc.status.load_balancer if svc.status else None
-    ingress = (status.ingress if status else None) or []
-    return str(ingress[0].ip) if ingress else None
-
-
 async def until(check: Any, what: str, within: float = 300, interval: float = 0.05) -> float:
     """Monotonic time at which `check` (run in a thread) first held."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        with contextlib.suppress(RuntimeError, client.ApiException):
+        with contextlib.suppress(NodeRpcUnanswered, client.ApiException):
             if await asyncio.to_thread(check):
                 return time.monotonic()
         await asyncio.sleep(interval)
     raise RuntimeError(f"timed out waiting for {what}")
-
-
-def planned_pools(net: netlab.Network) -> dict[str, dict[str, str]]:
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "ics-discovery"), "metallb-pools",
-         "--network-json", "-", "--clusters", ",".join(NAMES), "--size", "4", "--json"],
-        input=net.inspect_json(), capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    pools: dict[str, dict[str, str]] = json.loads(out.stdout)["pools"]
-    return pools
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -119,12 +91,12 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             c.core().create_namespace(model(client.V1Namespace, {"metadata": {"name": NAMESPACE}}))
         net = netlab.build_network(NAMES, workdir=tmp / "net")
         dp = dataplane.DataPlane(net)
-        pools = await asyncio.to_thread(planned_pools, net)
+        pools = await asyncio.to_thread(dataplane.planned_pools, net, NAMES)
         for c in clusters:
             dp.add_cluster(c.name, c.plane, lb_namespaces=[NAMESPACE])
-            p = pools[c.name]
+            first, last = pools[c.name]
             dataplane.apply_pool(c.plane.admin_client(), f"dp-{c.name}",
-                                 [f"{p['start']}-{p['end']}"])  # fmt: skip
+                                 [f"{first}-{last}"])  # fmt: skip
         chain_id = f"wire-{secrets.token_hex(3)}-1"
         keys, envs = {}, {}
         for c in clusters:
@@ -166,7 +138,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
         def all_peered(avoid: str | None = None) -> bool:
             for c in clusters:
-                info = rpc(probers[c.name], str(pods[c.name].address), "/net_info")
+                info = node_rpc(probers[c.name], str(pods[c.name].address), "/net_info")
                 if int(info["n_peers"]) != 2:
                     return False
                 if avoid and any(p["remote_ip"] == avoid for p in info["peers"]):
@@ -185,7 +157,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 )  # fmt: skip
 
             def wired() -> bool:
-                lbs = {c.name: lb_address(c) for c in clusters}
+                lbs = {c.name: dataplane.cluster_lb_address(c) for c in clusters}
                 return all(lbs.values()) and all(
                     peers_name(c, f"{ids[o.name]}@{lbs[o.name]}:")
                     for c in clusters
@@ -202,7 +174,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             from_chain: list[float] = []
             from_lb: list[float] = []
             for _ in range(args.moves):
-                old = str(lb_address(alice))
+                old = str(dataplane.cluster_lb_address(alice))
                 new = str(next(a for a in pool.addresses if str(a) != old))
                 t0 = time.monotonic()
                 alice.core().patch_namespaced_service(

@@ -12,14 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import secrets
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -29,7 +25,7 @@ from lbmanager import DesiredState, LbSettings, LoadBalancerController
 from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
 from tests.support import dataplane, netlab
 from tests.support.chain import ProviderChain
-from tests.support.consumer import P2P_PORT, RPC_PORT, ConsumerChain
+from tests.support.consumer import P2P_PORT, ConsumerChain, node_rpc
 from tests.support.lb import chain, create_consumer_pod
 from tests.support.procs import pids_alive, wait_for
 
@@ -49,27 +45,6 @@ class Bed:
     extra_pids: list[int] = field(default_factory=list)
 
 
-def planned_pools(net: netlab.Network) -> dict[str, tuple[str, str]]:
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ics-discovery"),
-            "metallb-pools",
-            "--network-json",
-            "-",
-            "--clusters",
-            ",".join(CLUSTERS),
-            "--size",
-            "4",
-            "--json",
-        ],
-        input=net.inspect_json(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {c: (p["start"], p["end"]) for c, p in json.loads(out.stdout)["pools"].items()}
-
-
 @pytest.fixture
 def bed(
     request: pytest.FixtureRequest, control_planes: ControlPlaneFactory, tmp_path: Path
@@ -83,7 +58,7 @@ def bed(
     dp = dataplane.DataPlane(net)
     bed = Bed(net, dp, apis, namespaces, {})
     try:
-        bed.pools = planned_pools(net)
+        bed.pools = dataplane.planned_pools(net, CLUSTERS)
         for c in CLUSTERS:
             dp.add_cluster(c, planes[c], lb_namespaces=[namespaces[c]])
             lo, hi = bed.pools[c]
@@ -123,20 +98,6 @@ async def controllers(bed: Bed) -> AsyncIterator[dict[str, LoadBalancerControlle
             await ctl.close()
 
 
-def lb_address(api: client.ApiClient, namespace: str) -> str | None:
-    svc = client.CoreV1Api(api).read_namespaced_service("p2p-loadbalancer", namespace)
-    status = svc.status.load_balancer if svc.status else None
-    ingress = (status.ingress if status else None) or []
-    return str(ingress[0].ip) if ingress else None
-
-
-def rpc(prober: Any, ip: str, path: str) -> Any:
-    r = prober.get(ip, RPC_PORT, path, 5.0)
-    if not r.get("ok") or r.get("status") != 200:
-        raise AssertionError(f"RPC {ip}{path}: {r}")
-    return json.loads(str(r["body"]))["result"]
-
-
 async def test_consumer_chain_makes_blocks_with_peers_through_the_loadbalancers(
     bed: Bed, provider_chain3: ProviderChain, tmp_path: Path
 ) -> None:
@@ -167,10 +128,10 @@ async def check_consumer_chain(
             assert (await ctl.apply(DesiredState.of([exposure]))).ok
 
         def all_addresses() -> bool:
-            return all(lb_address(bed.apis[c], bed.namespaces[c]) for c in CLUSTERS)
+            return all(dataplane.lb_address(bed.apis[c], bed.namespaces[c]) for c in CLUSTERS)
 
         await asyncio.to_thread(wait_for, "LoadBalancer addresses", all_addresses, 60)
-        lbs = {c: str(lb_address(bed.apis[c], bed.namespaces[c])) for c in CLUSTERS}
+        lbs = {c: str(dataplane.lb_address(bed.apis[c], bed.namespaces[c])) for c in CLUSTERS}
         for c in CLUSTERS:
             lo, hi = (ipaddress.IPv4Address(a) for a in bed.pools[c])
             assert lo <= ipaddress.IPv4Address(lbs[c]) <= hi, (c, lbs[c], bed.pools[c])
@@ -193,9 +154,9 @@ async def check_consumer_chain(
         def connected_and_producing() -> bool:
             for c in CLUSTERS:
                 ip = str(pods[c].address)
-                if int(rpc(probers[c], ip, "/status")["sync_info"]["latest_block_height"]) < 3:
+                if int(node_rpc(probers[c], ip, "/status")["sync_info"]["latest_block_height"]) < 3:
                     return False
-                if int(rpc(probers[c], ip, "/net_info")["n_peers"]) != 2:
+                if int(node_rpc(probers[c], ip, "/net_info")["n_peers"]) != 2:
                     return False
             return True
 
@@ -218,7 +179,7 @@ async def check_consumer_chain(
         # node's pod-side address), never straight from another pod.
         ids = {c: consumer.nodes[c].node_id for c in CLUSTERS}
         for c in CLUSTERS:
-            info = rpc(probers[c], str(pods[c].address), "/net_info")
+            info = node_rpc(probers[c], str(pods[c].address), "/net_info")
             seen = {p["node_info"]["id"]: p for p in info["peers"]}
             assert set(seen) == {ids[o] for o in CLUSTERS if o != c}
             for o in CLUSTERS:
@@ -235,16 +196,16 @@ async def check_consumer_chain(
 
         # The consumer's validators are the provider's, and blocks carry all three signatures.
         alice_ip = str(pods["alice"].address)
-        vals = rpc(probers["alice"], alice_ip, "/validators")["validators"]
+        vals = node_rpc(probers["alice"], alice_ip, "/validators")["validators"]
         assert {v["pub_key"]["value"] for v in vals} == {
             v.consensus_pubkey for v in provider.validators
         }
         everyone = {v["address"] for v in vals}
 
         def signed_by_all() -> bool:
-            status = rpc(probers["alice"], alice_ip, "/status")
+            status = node_rpc(probers["alice"], alice_ip, "/status")
             height = int(status["sync_info"]["latest_block_height"]) - 1
-            commit = rpc(probers["alice"], alice_ip, f"/commit?height={height}")
+            commit = node_rpc(probers["alice"], alice_ip, f"/commit?height={height}")
             sigs = commit["signed_header"]["commit"]["signatures"]
             return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 

@@ -10,75 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
 from discovery.nodekey import derive_node_key, encode_node_key, secret_from_environment
 from tests.integration.chainmonitor_support import export_key_hex, write_key_file
-from tests.support import dataplane, netlab
-from tests.support.consumer import RPC_PORT, ConsumerChain
+from tests.support import dataplane
+from tests.support.consumer import ConsumerChain, node_rpc
 from tests.support.kubelet import StandInKubelet, consumer_statefulset
-from tests.support.procs import pids_alive
 from tests.support.service_fixtures import Cluster, eventually, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain, pytest.mark.netns]
-
-NAMES = ["alice", "bob", "charlie"]
 
 
 @pytest.fixture
 def wire(clusters: list[Cluster], tmp_path: Path) -> Iterator[dataplane.DataPlane]:
     """The shared network, kube-proxy and LoadBalancer addresses for the three clusters."""
-    before = netlab.root_network_state()
-    net = netlab.build_network(NAMES, workdir=tmp_path)
-    dp = dataplane.DataPlane(net)
-    try:
-        out = subprocess.run(
-            [str(Path(sys.executable).parent / "ics-discovery"), "metallb-pools",
-             "--network-json", "-", "--clusters", ",".join(NAMES), "--size", "4", "--json"],
-            input=net.inspect_json(), capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        pools = json.loads(out.stdout)["pools"]
-        for c in clusters:
-            dp.add_cluster(c.name, c.plane, lb_namespaces=[c.namespace])
-            p = pools[c.name]
-            dataplane.apply_pool(c.plane.admin_client(), f"dp-{c.name}",
-                                 [f"{p['start']}-{p['end']}"])  # fmt: skip
+    with dataplane.cluster_wire(clusters, tmp_path) as dp:
         yield dp
-    finally:
-        pids = dp.pids()
-        dp.close()
-        for c in clusters:
-            dataplane.delete_pool(c.plane.admin_client(), f"dp-{c.name}")
-    assert netlab.our_namespaces() == [], "a namespace survived teardown"
-    assert pids_alive(pids) == [], "a process survived teardown"
-    assert netlab.root_network_state() == before, "the root network namespace changed"
-
-
-def lb_address(c: Cluster) -> str | None:
-    try:
-        svc = c.core().read_namespaced_service("p2p-loadbalancer", c.namespace)
-    except client.ApiException:
-        return None
-    status = svc.status.load_balancer if svc.status else None
-    ingress = (status.ingress if status else None) or []
-    return str(ingress[0].ip) if ingress else None
-
-
-def rpc(prober: Any, ip: str, path: str) -> Any:
-    r = prober.get(ip, RPC_PORT, path, 5.0)
-    if not r.get("ok") or r.get("status") != 200:
-        raise AssertionError(f"RPC {ip}{path}: {r}")
-    return json.loads(str(r["body"]))["result"]
 
 
 async def test_consumer_nodes_peer_through_what_the_services_published(
@@ -156,7 +110,7 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                 return None
 
             def wired() -> dict[str, str] | None:
-                lbs = {c.name: lb_address(c) for c in clusters}
+                lbs = {c.name: dataplane.cluster_lb_address(c) for c in clusters}
                 if not all(lbs.values()):
                     return not_yet(f"LoadBalancer addresses {lbs}")
                 for c in clusters:
@@ -169,8 +123,8 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                         return not_yet(f"{c.name} peers ConfigMap {have!r}, want {want!r}")
                     ip = str(pods[c.name].address)
                     try:
-                        n_peers = int(rpc(probers[c.name], ip, "/net_info")["n_peers"])
-                        status = rpc(probers[c.name], ip, "/status")
+                        n_peers = int(node_rpc(probers[c.name], ip, "/net_info")["n_peers"])
+                        status = node_rpc(probers[c.name], ip, "/status")
                     except AssertionError as e:
                         return not_yet(f"{c.name} RPC: {e}")
                     if n_peers != 2:
@@ -193,7 +147,7 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                 # The node runs with exactly the ConfigMap's peers.
                 kubelet = next(k for k in kubelets if k.cluster == c.name)
                 assert kubelet.started_peers[-1] == c.persistent_peers(chain_id)
-                info = rpc(probers[c.name], str(pods[c.name].address), "/net_info")
+                info = node_rpc(probers[c.name], str(pods[c.name].address), "/net_info")
                 seen = {p["node_info"]["id"]: p for p in info["peers"]}
                 assert set(seen) == {ids[o.name] for o in clusters if o is not c}
                 for o in clusters:
@@ -205,13 +159,13 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                     assert p["remote_ip"] == want_ip, (c.name, o.name, p)
 
             alice_ip = str(pods["alice"].address)
-            vals = rpc(probers["alice"], alice_ip, "/validators")["validators"]
+            vals = node_rpc(probers["alice"], alice_ip, "/validators")["validators"]
             everyone = {v["address"] for v in vals}
 
             def signed_by_all() -> bool:
-                status = rpc(probers["alice"], alice_ip, "/status")
+                status = node_rpc(probers["alice"], alice_ip, "/status")
                 height = int(status["sync_info"]["latest_block_height"]) - 1
-                commit = rpc(probers["alice"], alice_ip, f"/commit?height={height}")
+                commit = node_rpc(probers["alice"], alice_ip, f"/commit?height={height}")
                 sigs = commit["signed_header"]["commit"]["signatures"]
                 return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 
@@ -230,7 +184,7 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                 alice.namespace,
                 {"metadata": {"annotations": {dataplane.REQUEST_IPS_ANNOTATION: new_ip}}},
             )
-            moved_at = int(rpc(probers["alice"], alice_ip, "/status")["sync_info"][
+            moved_at = int(node_rpc(probers["alice"], alice_ip, "/status")["sync_info"][
                 "latest_block_height"])  # fmt: skip
 
             def followed() -> bool:
@@ -246,7 +200,7 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                         return False
                 for c in clusters:
                     try:
-                        info = rpc(probers[c.name], str(pods[c.name].address), "/net_info")
+                        info = node_rpc(probers[c.name], str(pods[c.name].address), "/net_info")
                     except AssertionError:
                         return False
                     if int(info["n_peers"]) != 2:
@@ -257,14 +211,16 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
 
             await eventually(followed, "the others reconnecting to alice's new address",
                              within=300, interval=0.5)  # fmt: skip
-            assert lb_address(alice) == new_ip
+            assert dataplane.cluster_lb_address(alice) == new_ip
 
             def signed_after_move() -> bool:
-                status = rpc(probers["bob"], str(pods["bob"].address), "/status")
+                status = node_rpc(probers["bob"], str(pods["bob"].address), "/status")
                 height = int(status["sync_info"]["latest_block_height"]) - 1
                 if height <= moved_at:
                     return False
-                commit = rpc(probers["bob"], str(pods["bob"].address), f"/commit?height={height}")
+                commit = node_rpc(
+                    probers["bob"], str(pods["bob"].address), f"/commit?height={height}"
+                )
                 sigs = commit["signed_header"]["commit"]["signatures"]
                 return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 
@@ -278,7 +234,7 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
             bob_kubelet = next(k for k in kubelets if k.cluster == "bob")
             await asyncio.to_thread(bob_kubelet.recreate_pod, new_pod_ip)
             assert str(pods["bob"].address) == new_pod_ip
-            restarted_at = int(rpc(probers["alice"], alice_ip, "/status")["sync_info"][
+            restarted_at = int(node_rpc(probers["alice"], alice_ip, "/status")["sync_info"][
                 "latest_block_height"])  # fmt: skip
 
             def reconnected() -> bool:
@@ -286,16 +242,16 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                     return not_yet(f"bob's slice {bob.slice_addresses(chain_id)}") is not None
                 for c in clusters:
                     try:
-                        info = rpc(probers[c.name], str(pods[c.name].address), "/net_info")
+                        info = node_rpc(probers[c.name], str(pods[c.name].address), "/net_info")
                     except AssertionError as e:
                         return not_yet(f"{c.name} RPC: {e}") is not None
                     if int(info["n_peers"]) != 2:
                         return not_yet(f"{c.name} has {info['n_peers']} peers") is not None
-                status = rpc(probers["alice"], alice_ip, "/status")
+                status = node_rpc(probers["alice"], alice_ip, "/status")
                 height = int(status["sync_info"]["latest_block_height"]) - 1
                 if height <= restarted_at:
                     return False
-                commit = rpc(probers["alice"], alice_ip, f"/commit?height={height}")
+                commit = node_rpc(probers["alice"], alice_ip, f"/commit?height={height}")
                 sigs = commit["signed_header"]["commit"]["signatures"]
                 return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 

@@ -11,72 +11,30 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
 from discovery.nodekey import derive_node_key, encode_node_key, secret_from_environment
 from tests.integration.chainmonitor_support import export_key_hex, write_key_file
-from tests.support import dataplane, netlab
-from tests.support.consumer import RPC_PORT, ConsumerChain
+from tests.support import dataplane
+from tests.support.consumer import RPC_PORT, ConsumerChain, node_rpc
 from tests.support.kube import write_kubeconfig
 from tests.support.kubelet import StandInKubelet, consumer_statefulset
-from tests.support.procs import Process, pids_alive
+from tests.support.procs import Process
 from tests.support.service_fixtures import SERVICE_NAME, Cluster, eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain, pytest.mark.netns]
 
-NAMES = ["alice", "bob", "charlie"]
-
 
 @pytest.fixture
 def wire(clusters: list[Cluster], tmp_path: Path) -> Iterator[dataplane.DataPlane]:
-    before = netlab.root_network_state()
-    net = netlab.build_network(NAMES, workdir=tmp_path)
-    dp = dataplane.DataPlane(net)
-    try:
-        out = subprocess.run(
-            [str(Path(sys.executable).parent / "ics-discovery"), "metallb-pools",
-             "--network-json", "-", "--clusters", ",".join(NAMES), "--size", "4", "--json"],
-            input=net.inspect_json(), capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        pools = json.loads(out.stdout)["pools"]
-        for c in clusters:
-            dp.add_cluster(c.name, c.plane, lb_namespaces=[c.namespace])
-            p = pools[c.name]
-            dataplane.apply_pool(c.plane.admin_client(), f"dp-{c.name}",
-                                 [f"{p['start']}-{p['end']}"])  # fmt: skip
+    """The shared network, kube-proxy and LoadBalancer addresses for the three clusters."""
+    with dataplane.cluster_wire(clusters, tmp_path) as dp:
         yield dp
-    finally:
-        pids = dp.pids()
-        dp.close()
-        for c in clusters:
-            dataplane.delete_pool(c.plane.admin_client(), f"dp-{c.name}")
-    assert netlab.our_namespaces() == [], "a namespace survived teardown"
-    assert pids_alive(pids) == [], "a process survived teardown"
-    assert netlab.root_network_state() == before, "the root network namespace changed"
-
-
-def lb_address(c: Cluster) -> str | None:
-    try:
-        svc = c.core().read_namespaced_service(SERVICE_NAME, c.namespace)
-    except client.ApiException:
-        return None
-    status = svc.status.load_balancer if svc.status else None
-    ingress = (status.ingress if status else None) or []
-    return str(ingress[0].ip) if ingress else None
-
-
-def rpc(prober: Any, ip: str, path: str) -> Any:
-    r = prober.get(ip, RPC_PORT, path, 5.0)
-    if not r.get("ok") or r.get("status") != 200:
-        raise AssertionError(f"RPC {ip}{path}: {r}")
-    return json.loads(str(r["body"]))["result"]
 
 
 def start_service_in_node(
@@ -165,15 +123,15 @@ async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
                 dead = proc.exit_reason()
                 if dead:
                     raise AssertionError(f"{name}'s service: {dead}")
-            lbs = {c.name: lb_address(c) for c in clusters}
+            lbs = {c.name: dataplane.cluster_lb_address(c) for c in clusters}
             if not all(lbs.values()):
                 why[0] = f"LoadBalancer addresses {lbs}"
                 return None
             for c in clusters:
                 ip = str(pods[c.name].address)
                 try:
-                    info = rpc(probers[c.name], ip, "/net_info")
-                    height = int(rpc(probers[c.name], ip, "/status")["sync_info"][
+                    info = node_rpc(probers[c.name], ip, "/net_info")
+                    height = int(node_rpc(probers[c.name], ip, "/status")["sync_info"][
                         "latest_block_height"])  # fmt: skip
                 except AssertionError as e:
                     why[0] = f"{c.name}: {e}"
@@ -200,18 +158,18 @@ async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
             assert f"p2p={lbs[c.name]}" in details
             # The node was started without peers: every peer came from dial_peers.
             assert next(k for k in kubelets if k.cluster == c.name).started_peers == [""]
-            info = rpc(probers[c.name], str(pods[c.name].address), "/net_info")
+            info = node_rpc(probers[c.name], str(pods[c.name].address), "/net_info")
             assert {p["node_info"]["id"] for p in info["peers"]} == {
                 ids[o.name] for o in clusters if o is not c
             }
         alice_ip = str(pods["alice"].address)
-        everyone = {v["address"] for v in rpc(probers["alice"], alice_ip, "/validators")[
+        everyone = {v["address"] for v in node_rpc(probers["alice"], alice_ip, "/validators")[
             "validators"]}  # fmt: skip
 
         def signed_by_all() -> bool:
-            status = rpc(probers["alice"], alice_ip, "/status")
+            status = node_rpc(probers["alice"], alice_ip, "/status")
             height = int(status["sync_info"]["latest_block_height"]) - 1
-            commit = rpc(probers["alice"], alice_ip, f"/commit?height={height}")
+            commit = node_rpc(probers["alice"], alice_ip, f"/commit?height={height}")
             sigs = commit["signed_header"]["commit"]["signatures"]
             return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,29 +40,6 @@ class Bed:
     pools: dict[str, tuple[str, str]]
 
 
-def planned_pools(net: netlab.Network, tmp_path: Path) -> dict[str, tuple[str, str]]:
-    inspect = tmp_path / "kind-network.json"
-    inspect.write_text(net.inspect_json())
-    cli = str(Path(sys.executable).parent / "ics-discovery")
-    out = subprocess.run(
-        [
-            cli,
-            "metallb-pools",
-            "--network-json",
-            str(inspect),
-            "--clusters",
-            ",".join(CLUSTERS),
-            "--size",
-            "4",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {c: (p["start"], p["end"]) for c, p in json.loads(out.stdout)["pools"].items()}
-
-
 @pytest.fixture
 def bed(
     request: pytest.FixtureRequest, control_planes: ControlPlaneFactory, tmp_path: Path
@@ -79,7 +53,7 @@ def bed(
     dp = dataplane.DataPlane(net)
     pids: list[int] = []
     try:
-        pools = planned_pools(net, tmp_path)
+        pools = dataplane.planned_pools(net, CLUSTERS)
         dp.add_cluster("alice", plane, lb_namespaces=[ns, wrong_ns])
         dataplane.apply_pool(api, "dp-alice", [f"{pools['alice'][0]}-{pools['alice'][1]}"])
         # The original design's plan: the subnet's first two octets, another third one.
@@ -116,16 +90,10 @@ async def controller(
         await ctl.close()
 
 
-def lb_address(api: client.ApiClient, namespace: str) -> str | None:
-    svc = client.CoreV1Api(api).read_namespaced_service("p2p-loadbalancer", namespace)
-    ingress = (svc.status.load_balancer.ingress if svc.status.load_balancer else None) or []
-    return ingress[0].ip if ingress else None
-
-
 async def wait_address(api: client.ApiClient, namespace: str) -> str:
     def get() -> str | None:
         try:
-            return lb_address(api, namespace)
+            return dataplane.lb_address(api, namespace)
         except client.ApiException:
             return None
 

@@ -6,15 +6,13 @@ leaves no namespace, process, address, route or rule behind (the root namespace 
 from __future__ import annotations
 
 import ipaddress
-import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import netlab
+from tests.support import dataplane, netlab
 from tests.support.procs import pids_alive
 
 pytestmark = pytest.mark.netns
@@ -39,36 +37,11 @@ def network(tmp_path: Path) -> Iterator[netlab.Network]:
     assert netlab.root_network_state() == before, "the root network namespace changed"
 
 
-def planned_pools(net: netlab.Network, tmp_path: Path) -> dict[str, tuple[str, str]]:
-    """`ics-discovery metallb-pools` fed the network's `docker network inspect` document."""
-    inspect = tmp_path / "kind-network.json"
-    inspect.write_text(net.inspect_json())
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ics-discovery"),
-            "metallb-pools",
-            "--network-json",
-            str(inspect),
-            "--clusters",
-            ",".join(CLUSTERS),
-            "--size",
-            "4",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    doc = json.loads(out.stdout)
-    assert doc["subnet"] == str(net.plan.subnet)
-    return {c: (p["start"], p["end"]) for c, p in doc["pools"].items()}
-
-
 def test_announced_pool_address_is_reachable_and_outside_subnet_is_not(
     network: netlab.Network, tmp_path: Path
 ) -> None:
     net = network
-    pools = planned_pools(net, tmp_path)
+    pools = dataplane.planned_pools(net, CLUSTERS)
     alice_lb = ipaddress.IPv4Address(pools["alice"][0])
     assert alice_lb in net.plan.subnet
     # The original design's mistake: the subnet's first two octets with another third one.

@@ -73,6 +73,18 @@ def query_consumer_genesis(provider: ProviderChain, consumer_id: str) -> dict[st
     return doc
 
 
+class NodeRpcUnanswered(AssertionError):
+    """A consumer node's RPC did not answer (yet) with a result."""
+
+
+def node_rpc(prober: Any, ip: str, path: str, port: int = RPC_PORT) -> Any:
+    """The `result` of a consumer node's RPC `path`, asked through a namespace's prober."""
+    r = prober.get(ip, port, path, 5.0)
+    if not r.get("ok") or r.get("status") != 200:
+        raise NodeRpcUnanswered(f"RPC {ip}{path}: {r}")
+    return json.loads(str(r["body"]))["result"]
+
+
 @dataclass
 class ConsumerNode:
     cluster: str

@@ -30,26 +30,28 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import netprobe
+from . import netlab, netprobe
 from .kube import ControlPlane, write_kubeconfig
 from .lb import model, set_pod_status
 from .netlab import Network, NodePlan
-from .procs import Process, TestBedError, tool, wait_for
+from .procs import Process, TestBedError, pids_alive, tool, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -770,8 +772,78 @@ def wait_routed(
     return time.monotonic() - t0
 
 
-def pool_ranges(pools: Iterable[tuple[str, str]]) -> list[str]:
-    return [f"{a}-{b}" for a, b in pools]
+def planned_pools(
+    net: Network, clusters: Sequence[str], size: int = 4
+) -> dict[str, tuple[str, str]]:
+    """`ics-discovery metallb-pools` fed the network's `docker network inspect` document.
+
+    Each cluster's pool as (first, last) address.
+    """
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "ics-discovery"), "metallb-pools",
+         "--network-json", "-", "--clusters", ",".join(clusters), "--size", str(size), "--json"],
+        input=net.inspect_json(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {c: (p["start"], p["end"]) for c, p in json.loads(out.stdout)["pools"].items()}
+
+
+def lb_address(
+    api: client.ApiClient, namespace: str, service: str = "p2p-loadbalancer"
+) -> str | None:
+    """The LoadBalancer Service's first ingress address, or None (none yet, or no Service)."""
+    try:
+        svc = client.CoreV1Api(api).read_namespaced_service(service, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    status = svc.status.load_balancer if svc.status else None
+    ingress = (status.ingress if status else None) or []
+    return str(ingress[0].ip) if ingress else None
+
+
+class WiredCluster(Protocol):
+    """What `cluster_wire` needs of a test cluster."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def plane(self) -> ControlPlane: ...
+    @property
+    def namespace(self) -> str: ...
+
+
+def cluster_lb_address(c: WiredCluster) -> str | None:
+    """`lb_address` of a test cluster's LoadBalancer Service (in its namespace)."""
+    return lb_address(c.plane.admin_client(), c.namespace)
+
+
+@contextlib.contextmanager
+def cluster_wire(clusters: Sequence[WiredCluster], workdir: Path) -> Iterator[DataPlane]:
+    """The shared network, kube-proxy and a planned address pool per cluster.
+
+    On the way out, checks that no namespace or process of ours is left and
+    that the host's root network namespace is as it was.
+    """
+    before = netlab.root_network_state()
+    names = [c.name for c in clusters]
+    net = netlab.build_network(names, workdir=workdir)
+    dp = DataPlane(net)
+    try:
+        pools = planned_pools(net, names)
+        for c in clusters:
+            dp.add_cluster(c.name, c.plane, lb_namespaces=[c.namespace])
+            first, last = pools[c.name]
+            apply_pool(c.plane.admin_client(), f"dp-{c.name}", [f"{first}-{last}"])
+        yield dp
+    finally:
+        pids = dp.pids()
+        dp.close()
+        for c in clusters:
+            delete_pool(c.plane.admin_client(), f"dp-{c.name}")
+    assert netlab.our_namespaces() == [], "a namespace survived teardown"
+    assert pids_alive(pids) == [], "a process survived teardown"
+    assert netlab.root_network_state() == before, "the root network namespace changed"
 
 
 __all__ = [
@@ -783,10 +855,14 @@ __all__ = [
     "announced_addresses",
     "apply_pool",
     "assign_addresses",
+    "cluster_lb_address",
+    "cluster_wire",
     "current_assignment",
     "delete_pool",
     "ensure_node",
     "install_metallb_crds",
+    "lb_address",
+    "planned_pools",
     "read_pools",
     "wait_routed",
 ]
