@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -37,14 +36,13 @@ from .errors import (
     PortNumberTaken,
     ShardFull,
 )
+from .k8snames import is_dns_label, is_label_key, is_label_value
 from .naming import (
     APP_MANAGED_BY_LABEL,
     APP_MANAGED_BY_VALUE,
     NON_MATCHING_SELECTOR,
     PLACEHOLDER_PORT_NAME,
     PORTS_ANNOTATION,
-    is_dns_label,
-    is_label_value,
     service_port_name,
     shard_service_name,
 )
@@ -55,8 +53,6 @@ Ownership = dict[str, dict[str, tuple[str, ...]]]
 
 OWNERSHIP_VERSION: Final = 1
 MAX_KEY_LENGTH: Final = 512
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -176,13 +172,6 @@ def observe_service(index: int, raw: RawObject) -> ObservedService:
 # ---- validation -------------------------------------------------------------------
 
 
-def _is_label_key(k: str) -> bool:
-    prefix, _, name = k.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
-
-
 def validate_chain(chain: ChainExposure) -> InvalidChainSpec | None:
     """Why this chain's desired spec cannot be applied, or None."""
     key = chain.key
@@ -220,10 +209,10 @@ def validate_chain(chain: ChainExposure) -> InvalidChainSpec | None:
     if not sel.labels:
         return bad("the pod selector needs at least one label")
     for k, v in sel.labels.items():
-        if not _is_label_key(k) or not is_label_value(v):
+        if not is_label_key(k) or not is_label_value(v):
             return bad(f"pod selector label {k}={v} is not a valid label")
     for k in sel.annotations:
-        if not _is_label_key(k):
+        if not is_label_key(k):
             return bad(f"pod selector annotation key {k!r} is not valid")
     return None
 
