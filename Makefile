@@ -18,7 +18,7 @@ help:
 	@echo "make lock        regenerate requirements.lock from pyproject.toml"
 	@echo "make tools       build/install external binaries (cached outside the repo)"
 	@echo "make tools-path  print the directory holding those binaries"
-	@echo "make lint        ruff (checks and formatting) + mypy strict"
+	@echo "make lint        ruff (checks and formatting) + mypy strict + import contracts"
 	@echo "make ci          install + tools + lint + test"
 	@echo "make image       build the service image (needs Docker; IMAGE=name:tag)"
 	@echo "make kind-up     three Kind clusters (alice, bob, charlie) with the testnet (needs Docker)"
@@ -67,6 +67,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install tools
 	ICS_TOOLS_BIN="$$(scripts/tools.sh --path)" $(BIN)/pytest
