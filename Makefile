@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install tools tools-path proto lint test test-unit ci clean
+.PHONY: help install lock tools tools-path proto lint test test-unit ci clean
 .PHONY: proto-check
 .PHONY: image kind-up kind-down status
 .PHONY: localnet localnet-down
@@ -14,10 +14,11 @@ help:
 	@echo "make test        install what is needed and run the whole test suite"
 	@echo "make localnet    three local clusters + provider chain + ics-discovery, converging (no Docker)"
 	@echo "make localnet-down  stop everything make localnet started"
-	@echo "make install     virtualenv + editable install with dev tools"
+	@echo "make install     virtualenv + editable install with dev tools (pinned by requirements.lock)"
+	@echo "make lock        regenerate requirements.lock from pyproject.toml"
 	@echo "make tools       build/install external binaries (cached outside the repo)"
 	@echo "make tools-path  print the directory holding those binaries"
-	@echo "make lint        ruff (checks and formatting) + mypy strict"
+	@echo "make lint        ruff (checks and formatting) + mypy strict + import contracts"
 	@echo "make ci          install + tools + lint + test"
 	@echo "make image       build the service image (needs Docker; IMAGE=name:tag)"
 	@echo "make kind-up     three Kind clusters (alice, bob, charlie) with the testnet (needs Docker)"
@@ -26,11 +27,19 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# requirements.lock pins every Python dependency (with hashes) to what CI tested;
+# `make lock` regenerates it after a change to pyproject.toml's dependencies.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+lock: install
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --allow-unsafe --extra=dev --generate-hashes --no-emit-find-links \
+		--strip-extras --output-file=requirements.lock pyproject.toml
 
 tools:
 	scripts/tools.sh
@@ -58,6 +67,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install tools
 	ICS_TOOLS_BIN="$$(scripts/tools.sh --path)" $(BIN)/pytest

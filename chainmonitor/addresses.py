@@ -11,60 +11,28 @@ from __future__ import annotations
 import hashlib
 from typing import Final, NewType
 
+import bech32
+
 from chainmonitor.errors import InvalidChainData
 
 AccountAddress = NewType("AccountAddress", str)
 OperatorAddress = NewType("OperatorAddress", str)
 ConsensusAddress = NewType("ConsensusAddress", str)
 
-_ALPHABET: Final = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_GENERATOR: Final = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-# BIP-173's 90-character limit; the Cosmos SDK allows longer strings, so this is generous.
+# BIP-173's 90-character limit; the Cosmos SDK allows up to 1023 (its
+# DecodeToBase256WithLimit), so the `bech32` package's own decoder, which stops
+# at 90, is not used: its checksum and bit conversion are.
 _MAX_LENGTH: Final = 1023
 
 ED25519_TYPE_URL: Final = "/cosmos.crypto.ed25519.PubKey"
 SECP256K1_TYPE_URL: Final = "/cosmos.crypto.secp256k1.PubKey"
 
 
-def _polymod(values: list[int]) -> int:
-    chk = 1
-    for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i in range(5):
-            if (top >> i) & 1:
-                chk ^= _GENERATOR[i]
-    return chk
-
-
-def _expand(hrp: str) -> list[int]:
-    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-
-
-def _convert(data: bytes | list[int], from_bits: int, to_bits: int, pad: bool) -> list[int]:
-    acc = bits = 0
-    out: list[int] = []
-    maxv = (1 << to_bits) - 1
-    for value in data:
-        acc = (acc << from_bits) | value
-        bits += from_bits
-        while bits >= to_bits:
-            bits -= to_bits
-            out.append((acc >> bits) & maxv)
-    if pad:
-        if bits:
-            out.append((acc << (to_bits - bits)) & maxv)
-    elif bits >= from_bits or (acc << (to_bits - bits)) & maxv:
-        raise ValueError("invalid padding")
-    return out
-
-
 def bech32_encode(hrp: str, payload: bytes) -> str:
     """BIP-173 bech32 string of `payload` with human-readable part `hrp`."""
-    five = _convert(payload, 8, 5, pad=True)
-    polymod = _polymod([*_expand(hrp), *five, 0, 0, 0, 0, 0, 0]) ^ 1
-    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_ALPHABET[d] for d in five + checksum)
+    five = bech32.convertbits(payload, 8, 5, pad=True)
+    assert five is not None  # eight-bit input always converts with padding
+    return bech32.bech32_encode(hrp, five)
 
 
 def bech32_decode(text: str) -> tuple[str, bytes]:
@@ -75,18 +43,17 @@ def bech32_decode(text: str) -> tuple[str, bytes]:
         raise InvalidChainData(f"address {text!r}", "mixed case")
     lowered = text.lower()
     hrp, sep, rest = lowered.rpartition("1")
-    if not sep or not hrp or len(rest) < 6 or any(c not in _ALPHABET for c in rest):
+    if not sep or not hrp or len(rest) < 6 or any(c not in bech32.CHARSET for c in rest):
         raise InvalidChainData(f"address {text!r}", "not a bech32 string")
     if any(ord(c) < 33 or ord(c) > 126 for c in hrp):
         raise InvalidChainData(f"address {text!r}", "invalid prefix")
-    five = [_ALPHABET.index(c) for c in rest]
-    if _polymod(_expand(hrp) + five) != 1:
+    five = [bech32.CHARSET.index(c) for c in rest]
+    if not bech32.bech32_verify_checksum(hrp, five):
         raise InvalidChainData(f"address {text!r}", "bad checksum")
-    try:
-        payload = bytes(_convert(five[:-6], 5, 8, pad=False))
-    except ValueError as e:
-        raise InvalidChainData(f"address {text!r}", str(e)) from e
-    return hrp, payload
+    payload = bech32.convertbits(five[:-6], 5, 8, pad=False)
+    if payload is None:
+        raise InvalidChainData(f"address {text!r}", "invalid padding")
+    return hrp, bytes(payload)
 
 
 def _base_prefix(hrp: str, suffix: str) -> str:

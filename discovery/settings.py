@@ -53,6 +53,13 @@ from discovery.nodekey import MIN_SECRET_BYTES, secret_from_environment
 from discovery.peers import DEFAULT_MAX_PEERS, MAX_PEERS_LIMIT
 from discovery.ports import PortScheme
 from discovery.types import parse_chain_id, parse_node_id
+from lbmanager.k8snames import (
+    is_dns1035_label,
+    is_dns_label,
+    is_dns_subdomain,
+    is_label_key,
+    is_label_value,
+)
 
 ENV_PREFIX: Final = "ICS_DISCOVERY_"
 CONFIG_FILE_ENV: Final = ENV_PREFIX + "CONFIG_FILE"
@@ -61,11 +68,6 @@ CONFIG_FILE_ENV: Final = ENV_PREFIX + "CONFIG_FILE"
 # Service in the namespace; a Service named `ics-discovery` gives variables with
 # our prefix that are not settings. They must never stop the service.
 _SERVICE_LINK = re.compile(r"SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?")
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)")
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DENOM = re.compile(r"[a-zA-Z][a-zA-Z0-9/:._-]{2,127}")
 
@@ -604,7 +606,7 @@ class Settings(BaseSettings):
     @field_validator("service_namespace", "lease_namespace", "consumer_namespace", "lease_name")
     @classmethod
     def _dns_label(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 63 or not _DNS_LABEL.fullmatch(value)):
+        if value is not None and not is_dns_label(value):
             raise ValueError(
                 f"{value!r} is not a DNS label (lower-case letters, digits, '-', at most 63)"
             )
@@ -613,7 +615,7 @@ class Settings(BaseSettings):
     @field_validator("service_name")
     @classmethod
     def _service_name(cls, value: str) -> str:
-        if len(value) > 63 or not _DNS1035_LABEL.fullmatch(value):
+        if not is_dns1035_label(value):
             raise ValueError(
                 f"{value!r} is not a Service name (lower-case letters, digits, '-', "
                 "starting with a letter, at most 63)"
@@ -624,10 +626,9 @@ class Settings(BaseSettings):
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
         for key, val in value.items():
-            prefix, _, name = key.rpartition("/")
-            if not _LABEL_NAME.fullmatch(name) or len(name) > 63 or len(prefix) > 253:
+            if not is_label_key(key):
                 raise ValueError(f"{key!r} is not a label key")
-            if len(val) > 63 or not _LABEL_VALUE.fullmatch(val):
+            if not is_label_value(val):
                 raise ValueError(f"{val!r} (label {key}) is not a label value")
         return dict(sorted(value.items()))
 
@@ -650,7 +651,7 @@ class Settings(BaseSettings):
             except InvalidChainId as e:
                 raise ValueError(str(e)) from e
             kind, sep, name = ref.strip().rpartition("/")
-            if (sep and not kind) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+            if (sep and not kind) or not is_dns_subdomain(name):
                 raise ValueError(
                     f"{ref!r} (chain {chain_id}) is not [Kind/]name with a Kubernetes object name"
                 )

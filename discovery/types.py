@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from enum import StrEnum
 from typing import NewType
 
+# One definition per concept: the chain-side identifiers and the consumer phase
+# are chainmonitor's (discovery may import chainmonitor, never the reverse).
+from chainmonitor.addresses import ConsensusAddress as ConsensusAddress
+from chainmonitor.addresses import OperatorAddress as OperatorAddress
+from chainmonitor.types import ChainId as ChainId
+from chainmonitor.types import ConsumerId as ConsumerId
+from chainmonitor.types import ConsumerPhase as ConsumerPhase
 from discovery.errors import InvalidChainId, InvalidConsumerId, InvalidInput, InvalidNodeId
-
-ChainId = NewType("ChainId", str)
-"""A consumer chain's CometBFT chain ID (1..50 bytes of UTF-8)."""
-
-ConsumerId = NewType("ConsumerId", str)
-"""A consumer chain's provider-assigned ID: a canonical decimal uint64 string."""
-
-OperatorAddress = NewType("OperatorAddress", str)
-"""A validator's operator address (`cosmosvaloper1...`): the key for everything per validator."""
-
-ConsensusAddress = NewType("ConsensusAddress", str)
-"""A validator's provider consensus address (`cosmosvalcons1...`), as opted-in sets list them."""
 
 NodeId = NewType("NodeId", str)
 """A CometBFT node ID: 40 lower-case hexadecimal digits."""
@@ -41,17 +35,6 @@ _RFC3339 = re.compile(
     r"(?:\.([0-9]{1,9}))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))",
     re.ASCII,
 )
-
-
-class ConsumerPhase(StrEnum):
-    """Phase of a consumer chain on an ICS v6+ provider, by its protobuf enum name."""
-
-    UNSPECIFIED = "CONSUMER_PHASE_UNSPECIFIED"
-    REGISTERED = "CONSUMER_PHASE_REGISTERED"
-    INITIALIZED = "CONSUMER_PHASE_INITIALIZED"
-    LAUNCHED = "CONSUMER_PHASE_LAUNCHED"
-    STOPPED = "CONSUMER_PHASE_STOPPED"
-    DELETED = "CONSUMER_PHASE_DELETED"
 
 
 def parse_chain_id(raw: str) -> ChainId:

@@ -15,6 +15,9 @@ import json
 import re
 from typing import Final
 
+from .k8snames import DNS_LABEL_MAX
+from .k8snames import is_dns_label as is_dns_label
+from .k8snames import is_label_value as is_label_value
 from .types import AddressFamily
 
 DOMAIN: Final = "lbmanager.ics-discovery.io"
@@ -34,25 +37,12 @@ APP_MANAGED_BY_VALUE: Final = "ics-discovery"
 NON_MATCHING_SELECTOR: Final = {"this-will-not-match": "anything"}
 PLACEHOLDER_PORT_NAME: Final = "placeholder"
 
-DNS_LABEL_MAX: Final = 63
 HASH_CHARS: Final = 10  # 40 bits: distinct names for any realistic number of chains
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _SHARD_SUFFIX = re.compile(r"^-([1-9][0-9]{0,5})$")
 
 FAMILY_SUFFIX: Final[dict[AddressFamily, str]] = {"IPv4": "v4", "IPv6": "v6"}
-
-
-def is_dns_label(text: str) -> bool:
-    """RFC 1123 label: what Kubernetes wants for Service port names and namespaces."""
-    return len(text) <= DNS_LABEL_MAX and bool(_DNS_LABEL.match(text))
-
-
-def is_label_value(text: str) -> bool:
-    """A valid Kubernetes label value (may be empty)."""
-    return len(text) <= DNS_LABEL_MAX and bool(_LABEL_VALUE.match(text))
 
 
 def sanitize(text: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -37,14 +36,13 @@ from .errors import (
     PortNumberTaken,
     ShardFull,
 )
+from .k8snames import is_dns_label, is_label_key, is_label_value
 from .naming import (
     APP_MANAGED_BY_LABEL,
     APP_MANAGED_BY_VALUE,
     NON_MATCHING_SELECTOR,
     PLACEHOLDER_PORT_NAME,
     PORTS_ANNOTATION,
-    is_dns_label,
-    is_label_value,
     service_port_name,
     shard_service_name,
 )
@@ -55,8 +53,6 @@ Ownership = dict[str, dict[str, tuple[str, ...]]]
 
 OWNERSHIP_VERSION: Final = 1
 MAX_KEY_LENGTH: Final = 512
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -176,13 +172,6 @@ def observe_service(index: int, raw: RawObject) -> ObservedService:
 # ---- validation -------------------------------------------------------------------
 
 
-def _is_label_key(k: str) -> bool:
-    prefix, _, name = k.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
-
-
 def validate_chain(chain: ChainExposure) -> InvalidChainSpec | None:
     """Why this chain's desired spec cannot be applied, or None."""
     key = chain.key
@@ -220,10 +209,10 @@ def validate_chain(chain: ChainExposure) -> InvalidChainSpec | None:
     if not sel.labels:
         return bad("the pod selector needs at least one label")
     for k, v in sel.labels.items():
-        if not _is_label_key(k) or not is_label_value(v):
+        if not is_label_key(k) or not is_label_value(v):
             return bad(f"pod selector label {k}={v} is not a valid label")
     for k in sel.annotations:
-        if not _is_label_key(k):
+        if not is_label_key(k):
             return bad(f"pod selector annotation key {k!r} is not valid")
     return None
 
@@ -276,6 +265,15 @@ class ServicePlan:
         return next(s for s in self.shards if s.index == index)
 
 
+@dataclass(frozen=True)
+class _Held:
+    """What one of our chains holds now: its shard, its ports there, its recorded names."""
+
+    shard: int
+    ports: tuple[PortSpec, ...]
+    names: tuple[str, ...]
+
+
 @dataclass
 class _Shard:
     """Working state of one shard while placing chains."""
@@ -293,6 +291,12 @@ class _Shard:
             self.names[s.name] = holder
             self.numbers[(s.port, s.protocol)] = holder
             self.used += 1
+
+    def assign(self, key: str, specs: tuple[PortSpec, ...], names: tuple[str, ...]) -> None:
+        """Give chain `key` these ports here, recorded in the ownership under `names`."""
+        self.take(specs, f"chain {key!r}")
+        self.mine[key] = specs
+        self.mine_names[key] = names
 
     def refusal(
         self, key: str, specs: Sequence[PortSpec], limit: int | None
@@ -326,7 +330,7 @@ def plan_services(
         return work[i]
 
     # Classify what exists: foreign ports, other owners' ports, ours.
-    current: dict[str, tuple[int, tuple[PortSpec, ...], tuple[str, ...]]] = {}
+    current: dict[str, _Held] = {}
     others_keys: dict[str, tuple[str, str]] = {}
     for o in sorted(observed, key=lambda s: s.index):
         w = shard(o.index)
@@ -350,7 +354,7 @@ def plan_services(
         for k, names in sorted(o.ownership.get(owner, {}).items()):
             if k not in current:
                 existing = tuple(actual[n] for n in names if n in actual)
-                current[k] = (o.index, existing, names)
+                current[k] = _Held(o.index, existing, names)
 
     # Validate; a key given twice is refused (both entries), never guessed.
     placements: dict[str, ChainPlacement] = {}
@@ -374,27 +378,22 @@ def plan_services(
     staying = [c for c in valid if c.key in current]
     new = [c for c in valid if c.key not in current]
     # Refused chains that exist keep exactly what they have.
-    for k, (i, existing, names) in current.items():
+    for k, now in current.items():
         if k in placements:
-            shard(i).take(existing, f"chain {k!r}")
-            shard(i).mine[k] = existing
-            shard(i).mine_names[k] = names
+            shard(now.shard).assign(k, now.ports, now.names)
 
     moving, refusals = _settle_staying(staying, current, shard, max_ports)
     for c in staying:
-        i, existing, names = current[c.key]
-        w = shard(i)
+        now = current[c.key]
         if c.key in moving:
             specs = desired_port_specs(c)
-            w.take(specs, f"chain {c.key!r}")
-            w.mine[c.key] = specs
-            w.mine_names[c.key] = tuple(s.name for s in specs)
-            placements[c.key] = ChainPlacement(ChainKey(c.key), "exposed", i, port_names(c))
+            shard(now.shard).assign(c.key, specs, tuple(s.name for s in specs))
+            placements[c.key] = ChainPlacement(ChainKey(c.key), "exposed", now.shard, port_names(c))
         else:
-            w.take(existing, f"chain {c.key!r}")
-            w.mine[c.key] = existing
-            w.mine_names[c.key] = names
-            placements[c.key] = ChainPlacement(ChainKey(c.key), "kept", i, (), refusals[c.key])
+            shard(now.shard).assign(c.key, now.ports, now.names)
+            placements[c.key] = ChainPlacement(
+                ChainKey(c.key), "kept", now.shard, (), refusals[c.key]
+            )
 
     for c in new:
         specs = desired_port_specs(c)
@@ -414,9 +413,7 @@ def plan_services(
             w = shard(i)
             err = w.refusal(c.key, specs, max_ports)
             if err is None:
-                w.take(specs, f"chain {c.key!r}")
-                w.mine[c.key] = specs
-                w.mine_names[c.key] = tuple(s.name for s in specs)
+                w.assign(c.key, specs, tuple(s.name for s in specs))
                 placements[c.key] = ChainPlacement(ChainKey(c.key), "exposed", i, port_names(c))
                 break
             first_err = first_err or err
@@ -449,7 +446,7 @@ def plan_services(
 
 def _settle_staying(
     staying: Sequence[ChainExposure],
-    current: Mapping[str, tuple[int, tuple[PortSpec, ...], tuple[str, ...]]],
+    current: Mapping[str, _Held],
     shard: Callable[[int], _Shard],
     limit: int | None,
 ) -> tuple[set[str], dict[str, ChainRefused]]:
@@ -467,14 +464,14 @@ def _settle_staying(
     refusals: dict[str, ChainRefused] = {}
     order = sorted(want)
     # Who holds each port now: a contested port goes to its current holder first.
-    holds = {(current[k][0], s.port, s.protocol): k for k in order for s in current[k][1]}
+    holds = {(current[k].shard, s.port, s.protocol): k for k in order for s in current[k].ports}
     while True:
         staying_put: dict[tuple[int, int, str], str] = {}
         claims: dict[tuple[int, int, str], list[str]] = {}
         counts: dict[int, int] = {}
         for k in order:
-            i, existing = current[k][0], current[k][1]
-            specs = want[k] if k in moving else existing
+            i = current[k].shard
+            specs = want[k] if k in moving else current[k].ports
             counts[i] = counts.get(i, 0) + len(specs)
             for s in specs:
                 if k in moving:
@@ -485,7 +482,7 @@ def _settle_staying(
         for k in order:
             if k not in moving:
                 continue
-            i = current[k][0]
+            i = current[k].shard
             w = shard(i)
             for s in want[k]:
                 slot = (i, s.port, s.protocol)
@@ -510,9 +507,10 @@ def _settle_staying(
                 break
         if dropped is None and limit is not None:
             for k in reversed(order):
-                i, existing, _ = current[k]
+                i = current[k].shard
                 w = shard(i)
-                if k in moving and len(want[k]) > len(existing) and w.used + counts[i] > limit:
+                grows = len(want[k]) > len(current[k].ports)
+                if k in moving and grows and w.used + counts[i] > limit:
                     refusals[k], dropped = ShardFull(k, w.name, len(want[k]), limit), k
                     break
         if dropped is None:
@@ -527,10 +525,10 @@ def _refused(key: str, err: ChainRefused) -> ChainPlacement:
 def _refused_or_kept(
     key: str,
     err: ChainRefused,
-    current: Mapping[str, tuple[int, tuple[PortSpec, ...], tuple[str, ...]]],
+    current: Mapping[str, _Held],
 ) -> ChainPlacement:
     if key in current:
-        return ChainPlacement(ChainKey(key), "kept", current[key][0], (), err)
+        return ChainPlacement(ChainKey(key), "kept", current[key].shard, (), err)
     return _refused(key, err)
 
 

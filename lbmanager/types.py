@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NewType, TypeAlias
 
 from .errors import InvalidSettings, LbManagerError
+from .k8snames import DNS_LABEL_MAX, is_dns1035_label, is_dns_label, is_label_value
 
 ChainKey = NewType("ChainKey", str)
 Protocol = Literal["TCP", "UDP", "SCTP"]
@@ -117,16 +118,15 @@ class LbSettings:
     request_timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        # naming imports this module's types, so it is imported late.
-        from .naming import DNS_LABEL_MAX, is_dns_label, is_label_value
-
         object.__setattr__(
             self, "new_service_annotations", _frozen_map(self.new_service_annotations)
         )
         if not is_dns_label(self.namespace):
             raise InvalidSettings("namespace", f"{self.namespace!r} is not a DNS label")
-        if not is_dns_label(self.service_name):
-            raise InvalidSettings("service_name", f"{self.service_name!r} is not a DNS label")
+        if not is_dns1035_label(self.service_name):
+            raise InvalidSettings(
+                "service_name", f"{self.service_name!r} is not a Service name (RFC 1035 label)"
+            )
         if not self.owner or not is_label_value(self.owner):
             raise InvalidSettings(
                 "owner", f"{self.owner!r} must be a non-empty Kubernetes label value"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, TypeAlias
 
 from discovery.cli import UsageError
+from discovery.endpoints import EndpointPolicy, EndpointProfile
+from discovery.errors import DiscoveryError
 from discovery.interop import Compat
 from discovery.ports import PortScheme
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def json_text(document: Any) -> str:
@@ -49,3 +53,54 @@ def scheme_and_compat(args: argparse.Namespace) -> tuple[PortScheme, Compat]:
             raise UsageError("--compat ics-operator needs --scheme ics-operator")
         return PortScheme.ICS_OPERATOR, compat
     return PortScheme(args.scheme or PortScheme.DOCUMENT.value), compat
+
+
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that build an `EndpointPolicy` (see `policy_from_args`)."""
+    parser.add_argument(
+        "--endpoint-profile",
+        choices=[p.value for p in EndpointProfile],
+        default=EndpointProfile.MAINNET.value,
+        help="mainnet: public unicast addresses only, no DNS names; testnet: private "
+        "ranges and DNS names too (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--deny",
+        metavar="CIDR",
+        action="append",
+        default=[],
+        help="reject addresses in this network (repeatable)",
+    )
+    parser.add_argument(
+        "--allow",
+        metavar="CIDR",
+        action="append",
+        default=[],
+        help="accept only addresses in these networks (repeatable)",
+    )
+    parser.add_argument(
+        "--no-dns-names",
+        action="store_true",
+        help="reject DNS names (CIDR lists cannot judge them), whatever the profile",
+    )
+    parser.add_argument(
+        "--deny-name-suffix",
+        metavar="SUFFIX",
+        action="append",
+        default=[],
+        help="reject DNS names under this suffix, in addition to 'local' (repeatable)",
+    )
+
+
+def policy_from_args(args: argparse.Namespace) -> EndpointPolicy:
+    """The policy the `add_policy_arguments` options describe."""
+    try:
+        return EndpointPolicy.for_profile(
+            args.endpoint_profile,
+            deny=args.deny,
+            allow=args.allow,
+            allow_dns_names=False if args.no_dns_names else None,
+            deny_name_suffixes=["local", *args.deny_name_suffix],
+        )
+    except DiscoveryError as e:
+        raise UsageError(str(e)) from e

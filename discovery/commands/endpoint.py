@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TypeAlias
 
 from discovery.cli import UsageError
-from discovery.commands import print_json
+from discovery.commands import Subparsers, add_policy_arguments, policy_from_args, print_json
 from discovery.commands.endpoint_publish import register_publish
 from discovery.endpoints import (
-    EndpointPolicy,
-    EndpointProfile,
     EndpointRejection,
     format_details,
 )
 from discovery.errors import DiscoveryError
 from discovery.interop import Compat, read_details_compat
 from discovery.nodekey import insecure_node_id_from_moniker
-
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def register(subparsers: Subparsers) -> None:
@@ -38,57 +33,6 @@ def register(subparsers: Subparsers) -> None:
     actions = parser.add_subparsers(dest="endpoint_action", metavar="ACTION", required=True)
     for add_action in ACTIONS:
         add_action(actions)
-
-
-def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options that build an `EndpointPolicy` (see `policy_from_args`)."""
-    parser.add_argument(
-        "--endpoint-profile",
-        choices=[p.value for p in EndpointProfile],
-        default=EndpointProfile.MAINNET.value,
-        help="mainnet: public unicast addresses only, no DNS names; testnet: private "
-        "ranges and DNS names too (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--deny",
-        metavar="CIDR",
-        action="append",
-        default=[],
-        help="reject addresses in this network (repeatable)",
-    )
-    parser.add_argument(
-        "--allow",
-        metavar="CIDR",
-        action="append",
-        default=[],
-        help="accept only addresses in these networks (repeatable)",
-    )
-    parser.add_argument(
-        "--no-dns-names",
-        action="store_true",
-        help="reject DNS names (CIDR lists cannot judge them), whatever the profile",
-    )
-    parser.add_argument(
-        "--deny-name-suffix",
-        metavar="SUFFIX",
-        action="append",
-        default=[],
-        help="reject DNS names under this suffix, in addition to 'local' (repeatable)",
-    )
-
-
-def policy_from_args(args: argparse.Namespace) -> EndpointPolicy:
-    """The policy the `add_policy_arguments` options describe."""
-    try:
-        return EndpointPolicy.for_profile(
-            args.endpoint_profile,
-            deny=args.deny,
-            allow=args.allow,
-            allow_dns_names=False if args.no_dns_names else None,
-            deny_name_suffixes=["local", *args.deny_name_suffix],
-        )
-    except DiscoveryError as e:
-        raise UsageError(str(e)) from e
 
 
 def _register_parse(actions: Subparsers) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 from chainmonitor.errors import ChainMonitorError
 from chainmonitor.types import Description
 from discovery.cli import UsageError
-from discovery.commands import print_json
+from discovery.commands import Subparsers, add_policy_arguments, policy_from_args, print_json
 from discovery.endpoints import (
     PublishedEndpoint,
     format_details,
@@ -32,16 +32,12 @@ from discovery.types import parse_node_id
 
 if TYPE_CHECKING:
     from chainmonitor.publish import PublishOutcome
-    from discovery.commands.endpoint import Subparsers
 
 # Read when neither --key-file nor --key-env is given.
 DEFAULT_KEY_ENV: Final = "ICS_DISCOVERY_SIGNING_KEY"
 
 
 def register_publish(actions: Subparsers) -> None:
-    # Imported here: endpoint.py imports this module to list the action.
-    from discovery.commands.endpoint import add_policy_arguments
-
     parser = actions.add_parser(
         "publish",
         help="sign and broadcast MsgEditValidator carrying HOST in our validator's details",
@@ -87,7 +83,6 @@ def run_publish(args: argparse.Namespace) -> int:
     # cosmpy takes a third of a second to import: only this action pays for it.
     from chainmonitor.keys import load_signing_key, operator_of
     from chainmonitor.publish import ChainConnection, EndpointPublisher
-    from discovery.commands.endpoint import policy_from_args
 
     policy = policy_from_args(args)
     try:

@@ -7,7 +7,6 @@ and frames over the size limit all end in a typed result or FrameRejected.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chainmonitor.errors import FrameRejected
-from chainmonitor.frames import EventFrame, parse_frame
+from chainmonitor.frames import ErrorReply, EventFrame, Frame, Reply, parse_frame
 
 WS = Path(__file__).resolve().parents[1] / "data" / "ws"
 RECORDED = {p.stem: json.loads(p.read_bytes()) for p in sorted(WS.glob("*.json"))}
+
+REASONS = {"oversized", "not json", "bad shape", "no id", "bad id", "bad height", "bad tx"}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -31,9 +32,25 @@ json_values = st.recursive(
 )
 
 
-def parse_or_reject(data: str | bytes, limit: int = 4 * 1024 * 1024) -> None:
-    with contextlib.suppress(FrameRejected):
-        parse_frame(data, limit)
+def parse_or_reject(data: str | bytes, limit: int = 4 * 1024 * 1024) -> Frame | FrameRejected:
+    """The frame, or the rejection; fails when anything else escapes or a non-response parses."""
+    rejected: FrameRejected | None
+    try:
+        frame = parse_frame(data, limit)
+    except FrameRejected as e:
+        rejected = e
+    else:
+        rejected = None
+    if rejected is not None:
+        assert rejected.reason in REASONS, rejected.reason
+        return rejected
+    assert isinstance(frame, Reply | ErrorReply | EventFrame), frame
+    doc = json.loads(data)
+    assert isinstance(doc, dict), f"accepted a frame that is not a JSON object: {data!r:.200}"
+    assert "result" in doc or doc.get("error") is not None, (
+        f"accepted a frame with neither result nor error: {data!r:.200}"
+    )
+    return frame
 
 
 @given(st.binary(max_size=512))
@@ -124,4 +141,18 @@ def test_malformed_frames_are_rejected_with_a_reason(text: str, reason: str) -> 
 
 def test_deeply_nested_json_is_rejected_not_a_crash() -> None:
     text = '{"jsonrpc":"2.0","id":1,"result":' + "[" * 100_000 + "]" * 100_000 + "}"
-    parse_or_reject(text)
+    assert isinstance(parse_or_reject(text), FrameRejected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"\xff\xfe", "null", "[]", '"frame"', "{}", '{"id": 1}', '{"id": 1, "error": null}'],
+)
+def test_the_checking_helper_fails_when_a_non_response_is_accepted(text: str | bytes) -> None:
+    # Each of these is rejected by the parser; the helper returns the rejection.
+    assert isinstance(parse_or_reject(text), FrameRejected)
+
+
+def test_recorded_frames_parse_as_frames_through_the_helper() -> None:
+    for name, doc in RECORDED.items():
+        assert not isinstance(parse_or_reject(json.dumps(doc)), FrameRejected), name

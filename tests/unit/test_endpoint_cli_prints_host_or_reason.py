@@ -8,6 +8,7 @@ import json
 import pytest
 
 from discovery.cli import build_parser, main
+from discovery.commands import Subparsers
 from discovery.commands import endpoint as endpoint_command
 
 NODE = "0123456789abcdef0123456789abcdef01234567"
@@ -136,7 +137,7 @@ def test_format_errors_exit_2(
 
 
 def test_a_further_action_can_be_registered(capsys: pytest.CaptureFixture[str]) -> None:
-    def add_echo(actions: endpoint_command.Subparsers) -> None:
+    def add_echo(actions: Subparsers) -> None:
         parser = actions.add_parser("echo")
         parser.set_defaults(func=lambda args: print("echo") or 0)
 
