@@ -338,7 +338,13 @@ class DiscoveryService:
                 settings.grpc_tls_client_ca_file,
             )
         self.api = ApiServer(
-            self.store, settings.grpc_listen, tls=tls, reflection=settings.grpc_reflection
+            self.store,
+            settings.grpc_listen,
+            tls=tls,
+            reflection=settings.grpc_reflection,
+            max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+            max_streams=settings.grpc_max_streams,
+            registry=self.metrics.registry,
         )
         self.http = MetricsServer(
             self.metrics, settings.metrics_listen, live=self._live, ready=self._ready

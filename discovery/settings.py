@@ -452,6 +452,24 @@ class Settings(BaseSettings):
         "the API without the .proto files.",
         True,
     )
+    # API limits (issue 14): what many or hostile clients can take from the service.
+    grpc_max_concurrent_rpcs: int = _setting(
+        "API",
+        "At most this many gRPC calls (WatchPeers streams included) at once; gRPC answers "
+        "RESOURCE_EXHAUSTED beyond it.",
+        256,
+        ge=1,
+        le=100_000,
+    )
+    grpc_max_streams: int = _setting(
+        "API",
+        "At most this many WatchPeers streams open at once; the next is refused with "
+        "RESOURCE_EXHAUSTED (and counted). Below grpc_max_concurrent_rpcs, so unary calls "
+        "always have room.",
+        128,
+        ge=1,
+        le=100_000,
+    )
 
     # operations
     metrics_listen: str = _setting(
@@ -861,6 +879,14 @@ def consistency_problems(s: Settings) -> list[SettingProblem]:
             SettingProblem(
                 "grpc_tls_client_ca_file",
                 "mutual TLS needs the server's own grpc_tls_cert_file and grpc_tls_key_file",
+            )
+        )
+    if s.grpc_max_streams >= s.grpc_max_concurrent_rpcs:
+        out.append(
+            SettingProblem(
+                "grpc_max_streams",
+                f"must be below grpc_max_concurrent_rpcs ({s.grpc_max_concurrent_rpcs}): "
+                "open streams would leave no room for other calls",
             )
         )
     if s.leader_election:
