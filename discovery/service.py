@@ -303,7 +303,7 @@ class DiscoveryService:
             on_pods_changed=lambda _keys: self.wake("pods"),
         )
         self.configmaps = PeersConfigMapControl(self.rest)
-        self.restarts = RestartNotifier(self.rest)
+        self.restarts = RestartNotifier(self.rest, settings.restart_scope())
         self.dialer = PeerDialer(settings.consumer_rpc_port)
         self.operators = OperatorNotifier(self.rest)
         self.queries = queries if queries is not None else chain_queries(settings)

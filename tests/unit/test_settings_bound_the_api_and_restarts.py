@@ -1,4 +1,4 @@
-"""The API limits are settings: defaults that leave unary calls room, and clear refusals."""
+"""The API limits and the restart scope are settings: sound defaults, clear refusals."""
 
 from __future__ import annotations
 
@@ -51,3 +51,41 @@ def test_a_limit_must_be_a_positive_number(monkeypatch: pytest.MonkeyPatch, valu
     with pytest.raises(SettingsInvalid) as bad:
         load_settings()
     assert [p.setting for p in bad.value.problems] == ["grpc_max_streams"]
+
+
+def test_restart_workloads_name_the_only_workloads_to_roll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV_PREFIX + "CONSUMER_NAMESPACE", "consumers")
+    monkeypatch.setenv(
+        ENV_PREFIX + "RESTART_WORKLOADS", '["StatefulSet/neutron-node", "Deployment/other/x"]'
+    )
+    s = load_settings()
+    assert s.restart_scope() == frozenset(
+        {("StatefulSet", "consumers", "neutron-node"), ("Deployment", "other", "x")}
+    )
+
+
+def test_no_restart_workloads_means_any_workload_of_the_chain() -> None:
+    assert load_settings().restart_scope() is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("DaemonSet/x", "Kind Deployment or StatefulSet"),
+        ("Deployment", "Kind/namespace/name or Kind/name"),
+        ("Deployment/Bad_Name", "not a Kubernetes object name"),
+        ("Deployment/Bad NS/x", "not a namespace name"),
+        ("Deployment/x", "needs a namespace"),  # consumer_namespace empty
+    ],
+)
+def test_bad_restart_workloads_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv(ENV_PREFIX + "RESTART_WORKLOADS", value)
+    with pytest.raises(SettingsInvalid) as bad:
+        load_settings()
+    problems = {p.setting: p.message for p in bad.value.problems}
+    assert list(problems) == ["restart_workloads"]
+    assert message in problems["restart_workloads"]
