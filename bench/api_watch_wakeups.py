@@ -107,7 +107,7 @@ async def over_grpc(streams: int, chains: int, changes: int) -> tuple[float, lis
         ]
         for call in calls:
             await call.read()
-        while store.watched_chains < chains:  # noqa: ASYNC110 - polling the store's count
+        while store.waiting < streams:  # noqa: ASYNC110 - polling the store's count
             await asyncio.sleep(0.01)
         before = store.wakeups
         for n in range(1, changes + 1):

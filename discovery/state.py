@@ -298,6 +298,11 @@ class StateStore:
         """Chains someone is waiting on right now."""
         return len(self._chain_waiters)
 
+    @property
+    def waiting(self) -> int:
+        """Per-chain watchers waiting for a change right now."""
+        return sum(w.count for w in self._chain_waiters.values())
+
     def publish(self, state: DiscoveryState) -> bool:
         """Make `state` current; True when it differs from the last one.
 

@@ -132,7 +132,8 @@ async def test_a_change_reaches_only_the_streams_of_its_chain() -> None:
             on_2 = [_open(stub, "chain-2") for _ in range(10)]
             for s in on_1 + on_2:
                 await asyncio.wait_for(s.read(), 10)
-            await _until("20 streams waiting", lambda: store.watched_chains == 2)
+            await _until("20 streams waiting", lambda: store.waiting == 20)
+            assert store.watched_chains == 2
             before = store.wakeups
             store.publish(_chain_1_without_peers(STATE))
             for s in on_1:

@@ -55,6 +55,7 @@ async def test_a_change_to_one_chain_wakes_only_its_watchers() -> None:
     pending_2 = [asyncio.ensure_future(_next(it)) for it in on_2]
     await _settle()
     assert store.watched_chains == 2
+    assert store.waiting == 6
     assert store.wakeups == 0
 
     # Only chain-1's peers change: its three watchers wake, chain-2's do not.
@@ -86,6 +87,7 @@ async def test_a_change_to_one_chain_wakes_only_its_watchers() -> None:
     for it in on_1 + on_2:
         await it.aclose()  # type: ignore[attr-defined]
     assert store.watched_chains == 0
+    assert store.waiting == 0
 
 
 async def test_whole_state_watchers_still_wake_on_every_change() -> None:
