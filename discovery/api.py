@@ -9,7 +9,11 @@ gRPC health service, server reflection (so generic clients such as grpcurl
 list, describe and call it without the .proto files; can be turned off) and
 optional TLS or mutual TLS from certificate files.
 `WatchPeers` streams from the `StateStore`, so it costs nothing while nothing
-changes and a slow reader only ever skips to the latest list.
+changes, a stream wakes only when its own chain's peers change, and a slow
+reader only ever skips to the latest list. Both are bounded: at most
+`max_concurrent_rpcs` calls at once (gRPC answers RESOURCE_EXHAUSTED beyond it)
+and at most `max_streams` open WatchPeers streams (the next one is refused with
+RESOURCE_EXHAUSTED, and counted), so clients cannot exhaust the service.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from discovery._proto.ics.discovery.v1 import discovery_pb2 as pb
 from discovery.endpoints import EndpointRejection
@@ -39,6 +44,7 @@ from discovery.state import (
     DiscoveryState,
     StateStore,
     ValidatorView,
+    watched_peers,
 )
 from discovery.types import parse_chain_id
 
@@ -149,8 +155,15 @@ def watch_message(state: DiscoveryState, chain_id: str) -> pb.WatchPeersResponse
 
 def watched_content(state: DiscoveryState, chain_id: str) -> ChainPeers | None:
     """The part of `state` a `WatchPeers` stream reports changes of (not the height)."""
-    chain = state.chain(chain_id)
-    return None if chain is None else chain.peers
+    return watched_peers(state, chain_id)
+
+
+def streams_exhausted_message(limit: int) -> str:
+    """Why a WatchPeers stream beyond the limit is refused (safe to send)."""
+    return (
+        f"too many WatchPeers streams: {limit} are open, the most this server allows "
+        "(setting grpc_max_streams); close one or retry later"
+    )
 
 
 def validator_message(v: ValidatorView) -> pb.Validator:
@@ -206,11 +219,39 @@ def _not_found(what: str, chain_id: str) -> _Abort:
     return _Abort(grpc.StatusCode.NOT_FOUND, message)
 
 
-class DiscoveryServicer:
-    """`ics.discovery.v1.Discovery` over a `StateStore`."""
+class ApiMetrics:
+    """The API's own metrics, in the service's registry (or a private one)."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.watch_streams = Gauge(
+            "ics_discovery_api_watch_streams", "WatchPeers streams open now.", registry=r
+        )
+        self.watch_streams_refused = Counter(
+            "ics_discovery_api_watch_streams_refused",
+            "WatchPeers streams refused with RESOURCE_EXHAUSTED (grpc_max_streams reached).",
+            registry=r,
+        )
+
+
+class DiscoveryServicer:
+    """`ics.discovery.v1.Discovery` over a `StateStore`.
+
+    At most `max_streams` WatchPeers streams are open at once (None: no limit).
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        max_streams: int | None = None,
+        metrics: ApiMetrics | None = None,
+    ) -> None:
         self.store = store
+        self.max_streams = max_streams
+        self.metrics = metrics if metrics is not None else ApiMetrics()
+        self.open_streams = 0
+        self.refused_streams = 0
         # Set when the server stops, so open WatchPeers streams end at once.
         self.stopped = asyncio.Event()
 
@@ -238,14 +279,21 @@ class DiscoveryServicer:
         self, request: pb.WatchPeersRequest, _: Any
     ) -> AsyncIterator[pb.WatchPeersResponse]:
         chain_id = _requested_chain(request.chain_id)
-        sent = False
-        last: ChainPeers | None = None
-        async for state in self.store.changes(self.stopped):
-            content = watched_content(state, chain_id)
-            if sent and content == last:
-                continue
-            sent, last = True, content
-            yield watch_message(state, chain_id)
+        if self.max_streams is not None and self.open_streams >= self.max_streams:
+            self.refused_streams += 1
+            self.metrics.watch_streams_refused.inc()
+            raise _Abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, streams_exhausted_message(self.max_streams)
+            )
+        self.open_streams += 1
+        self.metrics.watch_streams.set(self.open_streams)
+        try:
+            # The store yields the current state, then one per change of this chain's peers.
+            async for state in self.store.peer_changes(chain_id, self.stopped):
+                yield watch_message(state, chain_id)
+        finally:
+            self.open_streams -= 1
+            self.metrics.watch_streams.set(self.open_streams)
 
     async def list_validators(
         self, _request: pb.ListValidatorsRequest, _: Any
@@ -390,11 +438,17 @@ class ApiServer:
         tls: TlsFiles | None = None,
         credentials: Any = None,
         reflection: bool = True,
+        max_concurrent_rpcs: int | None = None,
+        max_streams: int | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.store = store
         self.listen = listen
         self.tls = tls
         self.reflection = reflection
+        self.max_concurrent_rpcs = max_concurrent_rpcs
+        self.max_streams = max_streams
+        self.metrics = ApiMetrics(registry)
         self._credentials = credentials
         self._server: Any = None
         self._servicer: DiscoveryServicer | None = None
@@ -408,8 +462,13 @@ class ApiServer:
             credentials = server_credentials(self.tls)
         # gRPC sets SO_REUSEPORT by default: a second server would then share the
         # port silently instead of failing to bind.
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        self._servicer = DiscoveryServicer(self.store)
+        # Beyond max_concurrent_rpcs, gRPC itself answers RESOURCE_EXHAUSTED.
+        server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=self.max_concurrent_rpcs
+        )
+        self._servicer = DiscoveryServicer(
+            self.store, max_streams=self.max_streams, metrics=self.metrics
+        )
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE_NAME, method_handlers(self._servicer)),)
         )
@@ -440,9 +499,16 @@ class ApiServer:
                 "port": self.port,
                 "tls": self._tls_mode(),
                 "reflection": self.reflection,
+                "max_concurrent_rpcs": self.max_concurrent_rpcs,
+                "max_streams": self.max_streams,
             },
         )
         return self.port
+
+    @property
+    def servicer(self) -> DiscoveryServicer | None:
+        """The Discovery servicer while the server runs (open and refused stream counts)."""
+        return self._servicer
 
     def _tls_mode(self) -> str:
         if self.tls is None:

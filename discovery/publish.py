@@ -305,8 +305,12 @@ class ManagedConfigMap:
 class PeersConfigMapControl:
     """Creates, updates and deletes peers ConfigMaps; writes only differences, counts writes."""
 
-    def __init__(self, rest: KubeRest) -> None:
+    def __init__(
+        self, rest: KubeRest, scope: frozenset[tuple[str, str, str]] | None = None
+    ) -> None:
         self.rest = rest
+        # (kind, namespace, name) that may be rolled (setting restart_workloads); None: any.
+        self.scope = scope
         self.writes: Counter[str] = Counter()
 
     async def apply(self, desired: PeersConfigMap) -> Outcome:
@@ -427,6 +431,16 @@ def _surge_is_zero(value: Any) -> bool:
     return isinstance(value, str) and value.strip() in ("0", "0%")
 
 
+def out_of_scope(ref: WorkloadRef, scope: frozenset[tuple[str, str, str]] | None) -> str | None:
+    """Why `ref` may not be rolled under the restart_workloads scope; None when it may. Pure."""
+    if scope is None or (ref.kind, ref.namespace, ref.name) in scope:
+        return None
+    return (
+        "it runs the chain but is not named in restart_workloads (chart value "
+        "consumers.restartWorkloads), so the service may not update it; add it there"
+    )
+
+
 def restart_refusal(kind: str, obj: RawObject) -> str | None:
     """Why rolling this workload would be unsafe or would do nothing; None when fine. Pure."""
     spec = obj.get("spec") or {}
@@ -477,8 +491,12 @@ class NotifyReport:
 class RestartNotifier:
     """Puts the peers hash on consumer workloads' pod templates so Kubernetes rolls them."""
 
-    def __init__(self, rest: KubeRest) -> None:
+    def __init__(
+        self, rest: KubeRest, scope: frozenset[tuple[str, str, str]] | None = None
+    ) -> None:
         self.rest = rest
+        # (kind, namespace, name) that may be rolled (setting restart_workloads); None: any.
+        self.scope = scope
         self.writes: Counter[str] = Counter()
 
     async def notify(
@@ -515,7 +533,7 @@ class RestartNotifier:
                     continue
                 meta = obj.get("metadata") or {}
                 ref = WorkloadRef(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
-                reason = restart_refusal(kind, obj)
+                reason = out_of_scope(ref, self.scope) or restart_refusal(kind, obj)
                 if reason is not None:
                     refused.append((ref, reason))
                     continue

@@ -303,7 +303,7 @@ class DiscoveryService:
             on_pods_changed=lambda _keys: self.wake("pods"),
         )
         self.configmaps = PeersConfigMapControl(self.rest)
-        self.restarts = RestartNotifier(self.rest)
+        self.restarts = RestartNotifier(self.rest, settings.restart_scope())
         self.dialer = PeerDialer(settings.consumer_rpc_port)
         self.operators = OperatorNotifier(self.rest)
         self.queries = queries if queries is not None else chain_queries(settings)
@@ -338,7 +338,13 @@ class DiscoveryService:
                 settings.grpc_tls_client_ca_file,
             )
         self.api = ApiServer(
-            self.store, settings.grpc_listen, tls=tls, reflection=settings.grpc_reflection
+            self.store,
+            settings.grpc_listen,
+            tls=tls,
+            reflection=settings.grpc_reflection,
+            max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+            max_streams=settings.grpc_max_streams,
+            registry=self.metrics.registry,
         )
         self.http = MetricsServer(
             self.metrics, settings.metrics_listen, live=self._live, ready=self._ready

@@ -163,6 +163,29 @@ def parse_host_port(text: str, *, allow_empty_host: bool) -> tuple[str, int]:
     return host, port
 
 
+_WORKLOAD_KINDS: Final = ("Deployment", "StatefulSet")
+
+
+def parse_workload_ref(
+    text: str, default_namespace: str | None, *, check_namespace: bool = True
+) -> tuple[str, str, str]:
+    """`Kind/namespace/name` or `Kind/name` (in `default_namespace`) as (kind, namespace, name)."""
+    parts = text.strip().split("/")
+    if len(parts) not in (2, 3) or parts[0] not in _WORKLOAD_KINDS:
+        raise ValueError(
+            f"{text!r} is not Kind/namespace/name or Kind/name with Kind Deployment or StatefulSet"
+        )
+    kind, name = parts[0], parts[-1]
+    namespace = parts[1] if len(parts) == 3 else (default_namespace or "")
+    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        raise ValueError(f"{text!r}: {name!r} is not a Kubernetes object name")
+    if len(parts) == 3 and (len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace)):
+        raise ValueError(f"{text!r}: {namespace!r} is not a namespace name")
+    if check_namespace and not namespace:
+        raise ValueError(f"{text!r} needs a namespace (consumer_namespace is empty)")
+    return kind, namespace, name
+
+
 # --- the settings ------------------------------------------------------------
 
 _GROUPS: Final = (
@@ -454,6 +477,33 @@ class Settings(BaseSettings):
         "the API without the .proto files.",
         True,
     )
+    # API limits (issue 14): what many or hostile clients can take from the service.
+    grpc_max_concurrent_rpcs: int = _setting(
+        "API",
+        "At most this many gRPC calls (WatchPeers streams included) at once; gRPC answers "
+        "RESOURCE_EXHAUSTED beyond it.",
+        256,
+        ge=1,
+        le=100_000,
+    )
+    grpc_max_streams: int = _setting(
+        "API",
+        "At most this many WatchPeers streams open at once; the next is refused with "
+        "RESOURCE_EXHAUSTED (and counted). Below grpc_max_concurrent_rpcs, so unary calls "
+        "always have room.",
+        128,
+        ge=1,
+        le=100_000,
+    )
+    # Restart scope (issue 14): the chart grants update on these workloads only.
+    restart_workloads: StrList = _setting(
+        "consumer nodes",
+        "Restart mode: the only consumer workloads that may be rolled, as Kind/namespace/name "
+        "or Kind/name (namespace: consumer_namespace), Kind Deployment or StatefulSet; any "
+        "other workload running a chain is reported as refused, never written. Empty: every "
+        "workload running the chain.",
+        default_factory=list,
+    )
 
     # operations
     metrics_listen: str = _setting(
@@ -519,6 +569,7 @@ class Settings(BaseSettings):
         "endpoint_deny_cidrs",
         "endpoint_allow_cidrs",
         "endpoint_deny_name_suffixes",
+        "restart_workloads",
         mode="before",
     )
     @classmethod
@@ -657,6 +708,13 @@ class Settings(BaseSettings):
                 )
         return {k: v.strip() for k, v in sorted(value.items())}
 
+    @field_validator("restart_workloads")
+    @classmethod
+    def _restart_workloads(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            parse_workload_ref(ref, None, check_namespace=False)
+        return sorted(set(value))
+
     @field_validator("reserved_ports")
     @classmethod
     def _sorted_ports(cls, value: list[int]) -> list[int]:
@@ -734,6 +792,14 @@ class Settings(BaseSettings):
 
     def notify_mode(self, chain_id: str) -> NotifyMode:
         return self.notify_modes.get(chain_id, self.notify_default)
+
+    def restart_scope(self) -> frozenset[tuple[str, str, str]] | None:
+        """The (kind, namespace, name) restart mode may roll; None: any workload of the chain."""
+        if not self.restart_workloads:
+            return None
+        return frozenset(
+            parse_workload_ref(r, self.consumer_namespace) for r in self.restart_workloads
+        )
 
     def effective_lease_namespace(self) -> str:
         return self.lease_namespace or self.service_namespace
@@ -862,6 +928,19 @@ def consistency_problems(s: Settings) -> list[SettingProblem]:
             SettingProblem(
                 "grpc_tls_client_ca_file",
                 "mutual TLS needs the server's own grpc_tls_cert_file and grpc_tls_key_file",
+            )
+        )
+    for ref in s.restart_workloads:
+        try:
+            parse_workload_ref(ref, s.consumer_namespace)
+        except ValueError as e:
+            out.append(SettingProblem("restart_workloads", str(e)))
+    if s.grpc_max_streams >= s.grpc_max_concurrent_rpcs:
+        out.append(
+            SettingProblem(
+                "grpc_max_streams",
+                f"must be below grpc_max_concurrent_rpcs ({s.grpc_max_concurrent_rpcs}): "
+                "open streams would leave no room for other calls",
             )
         )
     if s.leader_election:

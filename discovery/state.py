@@ -6,15 +6,18 @@ ConfigMaps all read from it. Keeping it a plain frozen value means a reader can
 never see half an update, and keeping the records plain (strings, ints,
 tuples) means the API and the ConfigMap builder do not depend on how the core
 computed them: `peer_records` and `left_out_records` are the one bridge from
-`discovery.peers`' output. The store wakes every watcher on a change; a slow
-watcher skips intermediate states but always sees the latest one.
+`discovery.peers`' output. The store wakes a whole-state watcher on every
+change, and a watcher of one chain's peers only when that chain's peers change
+(hundreds of WatchPeers streams over many chains cost one comparison per
+watched chain per change, not one wake-up per stream); a slow watcher skips
+intermediate states but always sees the latest one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -250,11 +253,26 @@ def _preference(chain: ChainView) -> tuple[bool, bool, bool, int]:
 EMPTY_STATE = DiscoveryState()
 
 
+def watched_peers(state: DiscoveryState, chain_id: str) -> ChainPeers | None:
+    """What a watcher of `chain_id`'s peers follows in `state` (None: no peer list)."""
+    chain = state.chain(chain_id)
+    return None if chain is None else chain.peers
+
+
+@dataclass
+class _ChainWaiters:
+    """The watchers of one chain's peers: one event for all, and how many wait on it."""
+
+    event: asyncio.Event
+    count: int = 0
+
+
 class StateStore:
     """Holds the current `DiscoveryState` and wakes watchers when it changes.
 
-    Use it from one event loop: `publish` from the service loop, `changes` from
-    API handlers on the same loop.
+    Use it from one event loop: `publish` from the service loop, `changes` and
+    `peer_changes` from API handlers on the same loop. Per-chain waiters exist
+    only while someone waits, so the store's memory follows the open watchers.
     """
 
     def __init__(self, initial: DiscoveryState = EMPTY_STATE) -> None:
@@ -262,6 +280,9 @@ class StateStore:
         self._version = 0
         self._changed = asyncio.Event()
         self._closed = False
+        self._chain_waiters: dict[str, _ChainWaiters] = {}
+        # Wake-ups of waiting watchers (whole-state and per-chain), for tests and benchmarks.
+        self.wakeups = 0
 
     @property
     def current(self) -> DiscoveryState:
@@ -272,29 +293,55 @@ class StateStore:
         """Counts `publish` calls that changed the state."""
         return self._version
 
+    @property
+    def watched_chains(self) -> int:
+        """Chains someone is waiting on right now."""
+        return len(self._chain_waiters)
+
+    @property
+    def waiting(self) -> int:
+        """Per-chain watchers waiting for a change right now."""
+        return sum(w.count for w in self._chain_waiters.values())
+
     def publish(self, state: DiscoveryState) -> bool:
-        """Make `state` current; True (and watchers woken) when it differs from the last one."""
+        """Make `state` current; True when it differs from the last one.
+
+        Whole-state watchers are woken on any change; a chain's watchers only
+        when `watched_peers` of that chain differs between the two states.
+        """
         if state == self._state:
             return False
-        self._state = state
+        previous, self._state = self._state, state
         self._version += 1
-        self._wake()
+        self._wake_all_state()
+        for chain_id in changed_chains(previous, state, self._chain_waiters):
+            self._wake_chain(chain_id)
         return True
 
     def close(self) -> None:
-        """End every `changes()` iteration (at shutdown)."""
+        """End every `changes()` and `peer_changes()` iteration (at shutdown)."""
         self._closed = True
-        self._wake()
+        self._wake_everyone()
 
     def wake(self) -> None:
         """Wake every watcher without a change, so each re-checks its own `stopped` event."""
-        self._wake()
+        self._wake_everyone()
 
-    def _wake(self) -> None:
+    def _wake_everyone(self) -> None:
+        self._wake_all_state()
+        for chain_id in list(self._chain_waiters):
+            self._wake_chain(chain_id)
+
+    def _wake_all_state(self) -> None:
         # Each waiter holds the event of the moment it started waiting: setting
         # it and swapping in a fresh one wakes exactly the current waiters.
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _wake_chain(self, chain_id: str) -> None:
+        waiters = self._chain_waiters.pop(chain_id, None)
+        if waiters is not None:
+            waiters.event.set()
 
     async def changes(self, stopped: asyncio.Event | None = None) -> AsyncIterator[DiscoveryState]:
         """The current state, then each newer one (the latest at wake-up time).
@@ -308,3 +355,43 @@ class StateStore:
                 yield self._state
                 continue
             await self._changed.wait()
+            self.wakeups += 1
+
+    async def peer_changes(
+        self, chain_id: str, stopped: asyncio.Event | None = None
+    ) -> AsyncIterator[DiscoveryState]:
+        """The current state, then the latest state each time `chain_id`'s peers change.
+
+        A change elsewhere (another chain, the height, the registry) does not
+        wake this watcher. Ends like `changes()`.
+        """
+        first = True
+        seen: ChainPeers | None = None
+        while not self._closed and not (stopped is not None and stopped.is_set()):
+            content = watched_peers(self._state, chain_id)
+            if first or content != seen:
+                first, seen = False, content
+                yield self._state
+                continue
+            await self._wait_chain(chain_id)
+            self.wakeups += 1
+
+    async def _wait_chain(self, chain_id: str) -> None:
+        waiters = self._chain_waiters.get(chain_id)
+        if waiters is None:
+            waiters = self._chain_waiters[chain_id] = _ChainWaiters(asyncio.Event())
+        waiters.count += 1
+        try:
+            await waiters.event.wait()
+        finally:
+            waiters.count -= 1
+            # A cancelled last waiter takes its entry with it (a woken one was popped already).
+            if waiters.count == 0 and self._chain_waiters.get(chain_id) is waiters:
+                del self._chain_waiters[chain_id]
+
+
+def changed_chains(
+    before: DiscoveryState, after: DiscoveryState, chain_ids: Iterable[str]
+) -> list[str]:
+    """The chain IDs among `chain_ids` whose watched peers differ between the states. Pure."""
+    return [c for c in chain_ids if watched_peers(before, c) != watched_peers(after, c)]

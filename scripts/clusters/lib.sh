@@ -22,6 +22,8 @@ CONSUMER_NAMESPACE=consumers
 CHAIN_ID=provider
 RELEASE=ics-discovery
 LB_SERVICE=p2p-loadbalancer
+# The chart's default loadBalancer.namespace: <release namespace>-lb.
+LB_NAMESPACE="$NAMESPACE-lb"
 IMAGE=${ICS_KIND_IMAGE:-ics-discovery:kind}
 PROVIDER_IMAGE=${ICS_KIND_PROVIDER_IMAGE:-ics-provider:kind}
 METALLB_VERSION=v0.14.9

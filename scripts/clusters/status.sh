@@ -21,8 +21,8 @@ for c in "${CLUSTERS[@]}"; do
   fi
   : > "$work/service.json"
   : > "$work/configmaps.json"
-  kctl "$c" -n "$NAMESPACE" get service "$LB_SERVICE" -o json --ignore-not-found > "$work/service.json" \
-    || die "$c: cannot read the Service $NAMESPACE/$LB_SERVICE"
+  kctl "$c" -n "$LB_NAMESPACE" get service "$LB_SERVICE" -o json --ignore-not-found > "$work/service.json" \
+    || die "$c: cannot read the Service $LB_NAMESPACE/$LB_SERVICE"
   kctl "$c" get configmaps --all-namespaces -o json \
     -l app.kubernetes.io/managed-by=ics-discovery,app.kubernetes.io/component=peers \
     > "$work/configmaps.json" || die "$c: cannot list the peers ConfigMaps"

@@ -10,10 +10,11 @@ each request goes to the real API server). Then:
 - every rendered rule was used by some request (nothing granted "just in case");
 - a SelfSubjectAccessReview as the ServiceAccount confirms each rule.
 
-Two shapes: consumer pods in one namespace (all namespaced Roles, workloads
-restarted, the endpoint published), and consumer pods anywhere (the one
-ClusterRole reads pods and finds peers ConfigMaps; the LoadBalancer in its own
-namespace; no leader election).
+Two shapes: consumer pods in one namespace (all namespaced Roles, the
+LoadBalancer in the chart's own `<release namespace>-lb`, the two named
+workloads restarted, the endpoint published), and consumer pods anywhere (the
+one ClusterRole reads pods and finds peers ConfigMaps; the LoadBalancer in a
+namespace the values name; no leader election).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from lbmanager.leader import LeaderElector, LeaseConfig
 from lbmanager.naming import SERVICE_NAME_LABEL
 from lbmanager.pods import POD_KEY_HASH_LABEL, PodScope, PodWatcher, pod_labels_for_key
 from tests.support.helm import (
+    HelmFailed,
     Permission,
     RecordingApiClient,
     covers,
@@ -277,24 +279,40 @@ def test_consumers_in_one_namespace_get_only_namespaced_roles(
             **{
                 "consumers.namespace": consumers,
                 "consumers.notify": "restart",
+                "consumers.restartWorkloads": [
+                    {"kind": "Deployment", "name": "consumer"},
+                    {"kind": "StatefulSet", "name": "consumer"},
+                ],
                 "publishing.enabled": True,
                 "publishing.key.existingSecret": "validator-key",
                 "provider.grpcUrls": ["provider:9090"],
             },
         )
     )
+    lb_ns = chart_releases.lb_namespace()
     manifest = chart_releases.manifest()
     granted = granted_permissions(manifest, namespace, SA)
-    assert {g[0] for g in granted} == {namespace, consumers}, "no cluster-wide grant"
+    assert {g[0] for g in granted} == {namespace, lb_ns, consumers}, "no cluster-wide grant"
+    # The release namespace (where the provider node may run): the Lease only.
+    assert {g[2] for g in granted if g[0] == namespace} == {"leases"}
+    # Workloads: listed to find the chain's, written only by name.
+    assert {(g[2], g[3], g[4]) for g in granted if g[1] == "apps"} == {
+        ("deployments", "list", ""),
+        ("statefulsets", "list", ""),
+        ("deployments", "get", "consumer"),
+        ("deployments", "update", "consumer"),
+        ("statefulsets", "get", "consumer"),
+        ("statefulsets", "update", "consumer"),
+    }
     chart_releases.wait_for_rbac(namespace, SA, granted)
 
     create_consumer_pod(kube, consumers, "consumer-0", KEY, ips=["10.244.1.7"])
     sa = control_plane.service_account_client(namespace, SA)
     rec = RecordingApiClient(sa.configuration)
-    _exercise_lbmanager(rec, kube, namespace, consumers, consumers)
+    _exercise_lbmanager(rec, kube, lb_ns, consumers, consumers)
 
     async def rest_of_service() -> None:
-        await _exercise_own_endpoint(rec, namespace)
+        await _exercise_own_endpoint(rec, lb_ns)
         await _exercise_leader(rec, namespace)
         await _exercise_peers(rec, kube, consumers, restart=True, list_scope=consumers)
 
@@ -311,11 +329,16 @@ def test_consumers_anywhere_read_pods_cluster_wide_and_nothing_else(
     edge = chart_releases.new_namespace("edge")
     consumers = chart_releases.new_namespace("consumers")
     peers = chart_releases.new_namespace("peers")
+    # A LoadBalancer namespace that exists already is used, not taken over.
+    with pytest.raises(HelmFailed) as taken:
+        chart_releases.install(values(**BASE, **{"loadBalancer.namespace": edge}))
+    assert "set loadBalancer.createNamespace=false" in taken.value.stderr
     chart_releases.install(
         values(
             **BASE,
             **{
                 "loadBalancer.namespace": edge,
+                "loadBalancer.createNamespace": False,
                 "consumers.namespace": "",
                 "consumers.peersNamespaces": [peers],
                 "consumers.notify": "dial",

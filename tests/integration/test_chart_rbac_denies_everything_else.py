@@ -2,10 +2,11 @@
 
 Real requests with a real ServiceAccount token (each must come back 403 from
 the API server), plus a SelfSubjectAccessReview for each, so the check does not
-depend on an object existing: Secrets anywhere, exec into pods, Services
-outside the configured namespace (and other Services inside it), namespaces,
-workloads and ConfigMaps outside the consumer namespace, other Leases, RBAC
-itself.
+depend on an object existing: Secrets anywhere, exec into pods, Services and
+EndpointSlices outside the LoadBalancer's own namespace (the release namespace,
+where the provider node may run, included) and other Services inside it,
+namespaces, consumer workloads the values do not name, workloads and
+ConfigMaps outside the consumer namespace, other Leases, RBAC itself.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def test_service_account_is_refused_everything_outside_its_job(
                 "loadBalancer.keepOnUninstall": False,
                 "consumers.namespace": consumers,
                 "consumers.notify": "restart",
+                # Only this Deployment may be rolled.
+                "consumers.restartWorkloads": [{"kind": "Deployment", "name": "consumer"}],
                 # Publishing on: the service may watch its own Service, and only that one.
                 "publishing.enabled": True,
                 "publishing.key.existingSecret": "validator-key",
@@ -105,8 +108,10 @@ def test_service_account_is_refused_everything_outside_its_job(
     sa = control_plane.service_account_client(namespace, SA)
     rest = KubeRest(sa, attempts=1)
     authz = client.AuthorizationV1Api(sa)
-    ns, cns = namespace, consumers
+    ns, cns, lbns = namespace, consumers, chart_releases.lb_namespace()
     svc = "/api/v1/namespaces/{}/services"
+    slices = "/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices"
+    workload = "/apis/apps/v1/namespaces/{}/{}/{}"
     # (what, request, the same as an access review)
     refused: list[tuple[str, Callable[[], Any], tuple[str, str, str | None, dict[str, str]]]] = [
         (
@@ -174,9 +179,61 @@ def test_service_account_is_refused_everything_outside_its_job(
             ("create", "services", other, {}),
         ),
         (
-            "watch every Service of its namespace (it may watch only its own)",
-            lambda: rest.watch_lines(svc.format(ns), {}, read_timeout=5),
-            ("watch", "services", ns, {}),
+            "watch every Service of the LoadBalancer namespace (it may watch only its own)",
+            lambda: rest.watch_lines(svc.format(lbns), {}, read_timeout=5),
+            ("watch", "services", lbns, {}),
+        ),
+        (
+            "create a Service in the release namespace (where the provider node runs)",
+            lambda: rest.create(svc.format(ns), _service("p2p-loadbalancer", ns)),
+            ("create", "services", ns, {}),
+        ),
+        (
+            "update a same-named Service in the release namespace",
+            lambda: rest.replace(
+                svc.format(ns) + "/p2p-loadbalancer", _service("p2p-loadbalancer", ns)
+            ),
+            ("update", "services", ns, {"name": "p2p-loadbalancer"}),
+        ),
+        (
+            "list Services of the release namespace",
+            lambda: rest.list(svc.format(ns)),
+            ("list", "services", ns, {}),
+        ),
+        (
+            "create an EndpointSlice in the release namespace",
+            lambda: rest.create(
+                slices.format(ns),
+                {
+                    "apiVersion": "discovery.k8s.io/v1",
+                    "kind": "EndpointSlice",
+                    "metadata": {"name": "x"},
+                    "addressType": "IPv4",
+                    "endpoints": [],
+                },
+            ),
+            ("create", "endpointslices", ns, {"group": "discovery.k8s.io"}),
+        ),
+        (
+            "update a consumer Deployment the values do not name",
+            lambda: rest.replace(
+                workload.format(cns, "deployments", "other"),
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "other"}},
+            ),
+            ("update", "deployments", cns, {"name": "other", "group": "apps"}),
+        ),
+        (
+            "update a StatefulSet of the named Deployment's name (only the Deployment is named)",
+            lambda: rest.replace(
+                workload.format(cns, "statefulsets", "consumer"),
+                {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "consumer"}},
+            ),
+            ("update", "statefulsets", cns, {"name": "consumer", "group": "apps"}),
+        ),
+        (
+            "patch the named consumer Deployment (it updates, never patches)",
+            lambda: rest.request("PATCH", workload.format(cns, "deployments", "consumer"), body={}),
+            ("patch", "deployments", cns, {"name": "consumer", "group": "apps"}),
         ),
         (
             "list ConfigMaps cluster-wide (consumers live in one namespace)",
@@ -198,8 +255,13 @@ def test_service_account_is_refused_everything_outside_its_job(
         ),
         (
             "delete the LoadBalancer Service",
-            lambda: rest.request("DELETE", svc.format(ns) + "/p2p-loadbalancer"),
-            ("delete", "services", ns, {"name": "p2p-loadbalancer"}),
+            lambda: rest.request("DELETE", svc.format(lbns) + "/p2p-loadbalancer"),
+            ("delete", "services", lbns, {"name": "p2p-loadbalancer"}),
+        ),
+        (
+            "delete the LoadBalancer namespace",
+            lambda: rest.request("DELETE", f"/api/v1/namespaces/{lbns}"),
+            ("delete", "namespaces", None, {"name": lbns}),
         ),
         (
             "delete its own namespace",
@@ -296,7 +358,9 @@ def test_service_account_is_refused_everything_outside_its_job(
     assert problems == []
 
     # And what it needs is still allowed (the refusals are not a broken token).
-    assert _allowed(authz, "update", "services", ns, name="p2p-loadbalancer")
-    assert _allowed(authz, "watch", "services", ns, name="p2p-loadbalancer")
+    assert _allowed(authz, "update", "services", lbns, name="p2p-loadbalancer")
+    assert _allowed(authz, "watch", "services", lbns, name="p2p-loadbalancer")
+    assert _allowed(authz, "create", "services", lbns)
+    assert _allowed(authz, "create", "endpointslices", lbns, group="discovery.k8s.io")
     assert _allowed(authz, "watch", "pods", cns)
     assert _allowed(authz, "update", "deployments", cns, group="apps", name="consumer")

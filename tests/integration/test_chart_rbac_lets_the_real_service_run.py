@@ -110,6 +110,9 @@ async def test_the_service_runs_as_the_charts_service_account(
         "provider.operatorAddress": me.validator.operator,
         "loadBalancer.keepOnUninstall": False,
         "consumers.notify": "restart",
+        "consumers.restartWorkloads": [
+            {"kind": "Deployment", "name": "consumer-node", "namespace": consumers}
+        ],
         "publishing.enabled": True,
         "publishing.key.existingSecret": "validator-key",
         "leaderElection.leaseDuration": 4,
@@ -131,6 +134,9 @@ async def test_the_service_runs_as_the_charts_service_account(
     manifest = await asyncio.to_thread(chart_releases.manifest)
     granted = granted_permissions(manifest, namespace, SA)
     await asyncio.to_thread(chart_releases.wait_for_rbac, namespace, SA, granted)
+    # The LoadBalancer and its EndpointSlices live in the chart's own namespace,
+    # pointing at the consumer pod in another.
+    lb_ns = chart_releases.lb_namespace()
 
     # The settings the pod would load, only the listen addresses moved to free loopback ports.
     pod_secrets = {("validator-key", "signing-key"): key}
@@ -174,7 +180,7 @@ async def test_the_service_runs_as_the_charts_service_account(
             port_name = service_port_name(chain_id, "p2p")
 
             def exposed() -> bool:
-                svc = core.read_namespaced_service(LB, namespace)
+                svc = core.read_namespaced_service(LB, lb_ns)
                 return any(p.name == port_name for p in svc.spec.ports)
 
             await eventually(exposed, "the chain's port on the chart's LoadBalancer")
@@ -197,7 +203,7 @@ async def test_the_service_runs_as_the_charts_service_account(
             await asyncio.to_thread(
                 core.patch_namespaced_service_status,
                 LB,
-                namespace,
+                lb_ns,
                 {"status": {"loadBalancer": {"ingress": [{"ip": NEW_ADDRESS}]}}},
             )
 
@@ -223,9 +229,9 @@ async def test_the_service_runs_as_the_charts_service_account(
     assert uncovered == []
     # The paths that matter all ran, each under a rule of the chart.
     for ns, group, resource, verb, name in [
-        (namespace, "", "services", "update", LB),
-        (namespace, "", "services", "watch", LB),
-        (namespace, "discovery.k8s.io", "endpointslices", "create", ""),
+        (lb_ns, "", "services", "update", LB),
+        (lb_ns, "", "services", "watch", LB),
+        (lb_ns, "discovery.k8s.io", "endpointslices", "create", ""),
         (namespace, "coordination.k8s.io", "leases", "create", ""),
         (namespace, "coordination.k8s.io", "leases", "update", "ics-discovery-leader"),
         ("*" if scope == "anywhere" else consumers, "", "pods", "watch", ""),

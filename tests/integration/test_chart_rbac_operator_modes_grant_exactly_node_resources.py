@@ -167,8 +167,9 @@ def test_operator_modes_grant_get_list_watch_patch_in_the_consumers_namespace(
 
 def test_without_an_operator_mode_nothing_on_node_resources_is_granted() -> None:
     for mode in ("restart", "dial", "none"):
-        objects = template(
-            values(**BASE, **{"consumers.namespace": "consumers", "consumers.notify": mode})
-        )
+        extra: dict[str, Any] = {"consumers.namespace": "consumers", "consumers.notify": mode}
+        if mode == "restart":
+            extra["consumers.restartWorkloads"] = [{"kind": "StatefulSet", "name": "node"}]
+        objects = template(values(**BASE, **extra))
         granted = granted_permissions(objects, "provider", SA)
         assert not {g for g in granted if g[1] in NODE_GROUPS}, mode

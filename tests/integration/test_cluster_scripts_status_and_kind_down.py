@@ -30,7 +30,7 @@ def _service(ingress: list[str], ports: list[tuple[str, int]]) -> dict[str, Any]
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "p2p-loadbalancer", "namespace": "provider"},
+        "metadata": {"name": "p2p-loadbalancer", "namespace": "provider-lb"},
         "spec": {
             "type": "LoadBalancer",
             "ports": [
@@ -86,7 +86,7 @@ def test_status_shows_address_ports_and_peers_per_cluster(tmp_path: Path) -> Non
     out = done.stdout
     alice, rest = out.split("bob:")
     bob, charlie = rest.split("charlie:")
-    assert "LoadBalancer provider/p2p-loadbalancer: 172.18.255.246" in alice
+    assert "LoadBalancer provider-lb/p2p-loadbalancer: 172.18.255.246" in alice
     assert f"30301/TCP  {p2p}" in alice
     assert f"peers of {CHAIN} (ConfigMap consumers/{peers.name}): 2" in alice
     assert f"{NODE_B}@172.18.255.236:30301" in alice

@@ -95,7 +95,13 @@ def test_default_values_install_and_pass_restricted_pod_security(
     assert spec.security_context.run_as_non_root is True
     assert spec.containers[0].security_context.read_only_root_filesystem is True
 
-    svc = client.CoreV1Api(kube).read_namespaced_service("p2p-loadbalancer", namespace)
+    # The LoadBalancer in a namespace of its own, created by Helm.
+    lb_ns = chart_releases.lb_namespace()
+    assert core.read_namespace(lb_ns).status.phase == "Active"
+    assert not [
+        s for s in core.list_namespaced_service(namespace).items if s.spec.type == "LoadBalancer"
+    ]
+    svc = client.CoreV1Api(kube).read_namespaced_service("p2p-loadbalancer", lb_ns)
     assert svc.spec.type == "LoadBalancer"
     assert svc.spec.selector == {"this-will-not-match": "anything"}
     assert [(p.name, p.port, p.protocol) for p in svc.spec.ports] == [("placeholder", 1, "TCP")]
@@ -119,6 +125,12 @@ def test_default_values_install_and_pass_restricted_pod_security(
     with pytest.raises(ApiException) as gone:
         rbac.read_namespaced_role(role["metadata"]["name"], "consumers")
     assert gone.value.status == 404
+    # keepOnUninstall=false: the LoadBalancer's namespace goes with the release.
+    wait_for(
+        f"namespace {lb_ns} deleted",
+        lambda: lb_ns not in {n.metadata.name for n in core.list_namespace().items},
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLE_VALUES))
@@ -145,7 +157,8 @@ def test_example_values_install(
     pdbs = find(objects, "PodDisruptionBudget")
     assert len(pdbs) == (1 if replicas > 1 else 0)
 
-    svc = client.CoreV1Api(kube).read_namespaced_service("p2p-loadbalancer", namespace)
+    lb_ns = chart_releases.lb_namespace()
+    svc = client.CoreV1Api(kube).read_namespaced_service("p2p-loadbalancer", lb_ns)
     annotations = svc.metadata.annotations or {}
     if example == "charlie":
         assert svc.spec.load_balancer_ip == "10.89.3.241"
@@ -162,7 +175,7 @@ def test_example_values_install(
             "192.168.0.0/16",
         ]
     roles = {r["metadata"]["namespace"] for r in find(objects, "Role")}
-    assert roles == {namespace, consumers}
+    assert roles == {namespace, lb_ns, consumers}
 
 
 SERVICE_MONITOR_CRD: dict[str, Any] = {
@@ -293,6 +306,16 @@ def test_generated_keys_stay_in_secrets_and_survive_upgrades_and_uninstall(
     assert secret("ics-ics-validator-node-key-secret", "secret") == derive
     chart_releases.install(generate)  # reinstall adopts and keeps them
     assert secret("ics-ics-validator-publish-key", "signing-key") == signing
+
+    # A kept Secret that lost its key is not silently given a new one.
+    core.patch_namespaced_secret(
+        "ics-ics-validator-node-key-secret",
+        namespace,
+        [{"op": "remove", "path": "/data/secret"}],
+    )
+    with pytest.raises(HelmFailed) as refused:
+        chart_releases.install(generate)
+    assert "exists without the key secret" in refused.value.stderr
 
 
 def test_existing_key_secret_is_referenced_never_copied(

@@ -37,7 +37,9 @@ def test_notes_follow_the_values(
     )
     assert "WARNING: the service refuses to start" in bare
     assert "provider.operatorAddress" in bare
-    assert f"kubectl -n {namespace} get service p2p-loadbalancer" in bare
+    lb_ns = chart_releases.lb_namespace()
+    assert f"kubectl -n {lb_ns} get service p2p-loadbalancer" in bare
+    assert f"Services and EndpointSlices in namespace {lb_ns} only" in bare
     assert "ics-discovery endpoint publish --host ADDRESS" in bare
     assert "--node-id NODE_ID" in bare
     assert "--key-file" in bare
@@ -53,6 +55,19 @@ def test_notes_follow_the_values(
     assert "WARNING" not in by_hand
     assert "Requested address: 172.18.255.200 (MetalLB annotations)" in by_hand
     assert f"written in: {consumers}" in by_hand
+
+    restart = _notes(
+        chart_releases.install(
+            values(
+                **configured,
+                **{
+                    "consumers.notify": "restart",
+                    "consumers.restartWorkloads": [{"kind": "StatefulSet", "name": "node"}],
+                },
+            )
+        )
+    )
+    assert f"Restart mode rolls only: StatefulSet {consumers}/node" in restart
 
     automatic = _notes(
         chart_releases.install(

@@ -5,15 +5,16 @@ without asking (non-root, read-only root filesystem, no capabilities, seccomp,
 resources, probes on the health endpoints, no Service links), and how each
 switch changes the objects: PodDisruptionBudget only with several replicas,
 NetworkPolicy only when asked, the LoadBalancer's fixed address through both
-MetalLB annotations or `loadBalancerIP`, keys only in Secrets.
+MetalLB annotations or `loadBalancerIP`, the LoadBalancer in a namespace of its
+own, restart rights only on named workloads, no key generated offline.
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.helm import (
     EXAMPLE_VALUES,
@@ -22,7 +23,9 @@ from tests.support.helm import (
     granted_permissions,
     lint,
     one,
+    run_helm,
     template,
+    template_args,
     values,
 )
 
@@ -205,40 +208,105 @@ def test_network_policy_only_when_enabled() -> None:
     assert "egress" not in open_egress["spec"]
 
 
-def test_generated_keys_live_only_in_secrets() -> None:
+def test_keys_are_never_generated_where_helm_cannot_see_the_cluster() -> None:
+    """`helm template` (and Argo CD, which renders with it) sees no Secret: a generated
+    key would be a new one on every render, so the chart refuses and names the value."""
+    for generate, existing in (
+        (
+            {
+                "publishing.enabled": True,
+                "provider.grpcUrls": ["provider:9090"],
+                "publishing.key.generate": True,
+                "publishing.authzGranter": "cosmos1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnrk363e",
+            },
+            "publishing.key.existingSecret",
+        ),
+        ({"nodeKey.generate": True}, "nodeKey.existingSecret"),
+    ):
+        done = run_helm(template_args(values(**generate)))
+        assert done.returncode != 0
+        assert "generates a key only with helm install/upgrade against the cluster" in done.stderr
+        assert f"set {existing} instead" in done.stderr
+        assert "Secret" not in "".join(o.get("kind", "") for o in _documents(done.stdout))
+    # The GitOps way: existing Secrets, referenced and never rendered.
     objects = template(
         values(
             **{
                 "publishing.enabled": True,
                 "provider.grpcUrls": ["provider:9090"],
-                "publishing.key.generate": True,
-                "publishing.authzGranter": "cosmos1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnrk363e",
-                "nodeKey.generate": True,
+                "publishing.key.existingSecret": "signing",
+                "nodeKey.existingSecret": "node-secret",
             }
         )
     )
-    secrets = {s["metadata"]["name"]: s for s in find(objects, "Secret")}
-    assert set(secrets) == {"ics-ics-validator-publish-key", "ics-ics-validator-node-key-secret"}
-    key = base64.b64decode(secrets["ics-ics-validator-publish-key"]["data"]["signing-key"]).decode()
-    assert len(key) == 64
-    int(key, 16)
-    others = "\n".join(str(o) for o in objects if o["kind"] != "Secret")
-    assert key not in others
-    assert secrets["ics-ics-validator-publish-key"]["data"]["signing-key"] not in others
-    for s in secrets.values():
-        assert s["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
-    # Two renders without a cluster generate two different keys (nothing is fixed in the chart).
-    again = template(
+    assert not find(objects, "Secret")
+
+
+def _documents(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+
+
+def test_loadbalancer_gets_a_namespace_of_its_own() -> None:
+    """By default the Service, its EndpointSlices and the right to write them live in
+    `<release namespace>-lb`, created by Helm; the release namespace gets only the Lease."""
+    objects = template(values(**{"consumers.namespace": "consumers"}), namespace="provider")
+    (ns,) = find(objects, "Namespace")
+    assert ns["metadata"]["name"] == "provider-lb"
+    assert ns["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert one(objects, "Service", "p2p-loadbalancer")["metadata"]["namespace"] == "provider-lb"
+    granted = granted_permissions(objects, "provider", "ics-ics-validator")
+    assert {g[2] for g in granted if g[0] == "provider"} == {"leases"}
+    assert ("provider-lb", "", "services", "create", "") in granted
+    assert ("provider-lb", "discovery.k8s.io", "endpointslices", "update", "") in granted
+    env = {
+        e["name"]: e.get("value")
+        for e in one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["ICS_DISCOVERY_SERVICE_NAMESPACE"] == "provider-lb"
+    assert env["ICS_DISCOVERY_LEASE_NAMESPACE"] == "provider"
+
+    # An existing namespace: not created; uninstall may delete it when nothing is kept.
+    given = template(
         values(
             **{
-                "publishing.enabled": True,
-                "provider.grpcUrls": ["provider:9090"],
-                "publishing.key.generate": True,
-                "publishing.authzGranter": "cosmos1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnrk363e",
+                "loadBalancer.namespace": "edge",
+                "loadBalancer.createNamespace": False,
+                "loadBalancer.keepOnUninstall": False,
             }
         )
     )
-    assert (
-        one(again, "Secret")["data"]["signing-key"]
-        != (secrets["ics-ics-validator-publish-key"]["data"]["signing-key"])
+    assert not find(given, "Namespace")
+    assert one(given, "Service", "p2p-loadbalancer")["metadata"]["namespace"] == "edge"
+    # The release namespace itself is never created, even when named.
+    same = template(values(**{"loadBalancer.namespace": "provider"}), namespace="provider")
+    assert not find(same, "Namespace")
+
+
+def test_restart_mode_may_update_only_the_named_workloads() -> None:
+    objects = template(
+        values(
+            **{
+                "consumers.namespace": "consumers",
+                "consumers.notify": "restart",
+                "consumers.restartWorkloads": [
+                    {"kind": "StatefulSet", "name": "neutron-node"},
+                    {"kind": "StatefulSet", "name": "stride-node"},
+                ],
+            }
+        )
     )
+    granted = granted_permissions(objects, "provider", "ics-ics-validator")
+    assert {g for g in granted if g[1] == "apps"} == {
+        ("consumers", "apps", "deployments", "list", ""),
+        ("consumers", "apps", "statefulsets", "list", ""),
+        ("consumers", "apps", "statefulsets", "get", "neutron-node"),
+        ("consumers", "apps", "statefulsets", "update", "neutron-node"),
+        ("consumers", "apps", "statefulsets", "get", "stride-node"),
+        ("consumers", "apps", "statefulsets", "update", "stride-node"),
+    }
+    # No rule without resourceNames writes a workload (an empty list would mean all).
+    for role in find(objects, "Role"):
+        for rule in role["rules"]:
+            if "update" in rule["verbs"] and "apps" in rule["apiGroups"]:
+                assert rule.get("resourceNames"), rule

@@ -44,11 +44,12 @@ def test_upgrade_keeps_consumer_ports_and_applies_chart_changes(
     chart_releases.install(values(**BASE, **{"consumers.namespace": consumers}))
     create_consumer_pod(kube, consumers, "consumer-0", KEY, ips=["10.244.1.7"])
     sa = control_plane.service_account_client(namespace, "ics-ics-validator")
-    reconciler = LoadBalancerReconciler(sa, LbSettings(namespace=namespace))
+    lb_ns = chart_releases.lb_namespace()
+    reconciler = LoadBalancerReconciler(sa, LbSettings(namespace=lb_ns))
     desired = DesiredState.of([chain(KEY, 30301, namespace=consumers)])
     assert reconciler.reconcile(desired).ok
     port_name = service_port_name(KEY, "p2p")
-    assert _ports(kube, namespace) == {port_name: 30301}
+    assert _ports(kube, lb_ns) == {port_name: 30301}
 
     chart_releases.install(
         values(
@@ -60,15 +61,15 @@ def test_upgrade_keeps_consumer_ports_and_applies_chart_changes(
             },
         )
     )
-    svc = client.CoreV1Api(kube).read_namespaced_service("p2p-loadbalancer", namespace)
+    svc = client.CoreV1Api(kube).read_namespaced_service("p2p-loadbalancer", lb_ns)
     assert svc.spec.load_balancer_source_ranges == ["10.0.0.0/8"]
-    after_upgrade = _ports(kube, namespace)
+    after_upgrade = _ports(kube, lb_ns)
     assert after_upgrade[port_name] == 30301
     assert set(after_upgrade) <= {port_name, "placeholder"}
     assert PORTS_ANNOTATION in (svc.metadata.annotations or {})
 
     report = reconciler.reconcile(desired)
     assert report.ok
-    assert _ports(kube, namespace) == {port_name: 30301}
+    assert _ports(kube, lb_ns) == {port_name: 30301}
     # And an unchanged world writes nothing afterwards.
     assert reconciler.reconcile(desired).writes == 0

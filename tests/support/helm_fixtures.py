@@ -95,12 +95,23 @@ class ChartReleases:
             )
         self.releases.clear()
 
+    def lb_namespace(self, namespace: str | None = None) -> str:
+        """The chart's default LoadBalancer namespace for a release in `namespace`."""
+        return lb_namespace(namespace or self.namespace)
+
     def cleanup(self) -> None:
+        released = {ns for ns, _ in self.releases}
         self.uninstall()
         core = client.CoreV1Api(self.plane.admin_client())
-        for ns in self.extra_namespaces:
+        # The chart's own LoadBalancer namespace outlives an uninstall with keepOnUninstall.
+        for ns in [*self.extra_namespaces, *sorted(lb_namespace(r) for r in released)]:
             with contextlib.suppress(ApiException):
                 core.delete_namespace(ns)
+
+
+def lb_namespace(release_namespace: str) -> str:
+    """`loadBalancer.namespace` left empty: `<release namespace>-lb` (at most 63 characters)."""
+    return f"{release_namespace}-lb"[:63].rstrip("-")
 
 
 def label(api: client.ApiClient, namespace: str, labels: dict[str, str]) -> None:

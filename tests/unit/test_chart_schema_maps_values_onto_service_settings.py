@@ -129,6 +129,7 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
             "consumers.notify": "dial",
             "consumers.notifyModes": {"chain-a": "restart", "chain-b": "none", "c-1": "cosmopilot"},
             "consumers.notifyResources": {"c-1": "ChainNodeSet/c-nodes"},
+            "consumers.restartWorkloads": [{"kind": "StatefulSet", "name": "chain-a-node"}],
             "resyncInterval": 45.5,
             "publishing.enabled": True,
             "publishing.key.existingSecret": "operator-key",
@@ -144,6 +145,8 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
             "api.port": 9500,
             "api.listenAddress": "::",
             "api.reflection": False,
+            "api.maxConcurrentRpcs": 64,
+            "api.maxStreams": 48,
             "api.tls.existingSecret": "api-tls",
             "api.tls.clientCaSecret": "api-clients",
             "metrics.port": 9600,
@@ -178,6 +181,7 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
         "chain-b": NotifyMode.NONE,
     }
     assert s.notify_resources == {"c-1": "ChainNodeSet/c-nodes"}
+    assert s.restart_scope() == frozenset({("StatefulSet", "consumers", "chain-a-node")})
     assert s.resync_interval == 45.5
     assert s.publish_endpoint is True
     assert s.publish_key_env is not None
@@ -193,6 +197,7 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
     assert (s.lease_duration, s.renew_deadline, s.retry_period) == (20, 12, 3)
     assert s.grpc_listen == "[::]:9500"
     assert s.grpc_reflection is False
+    assert (s.grpc_max_concurrent_rpcs, s.grpc_max_streams) == (64, 48)
     assert s.metrics_listen == ":9600"
     assert str(s.grpc_tls_cert_file) == "/run/ics-discovery/tls/tls.crt"
     assert str(s.grpc_tls_key_file) == "/run/ics-discovery/tls/tls.key"
@@ -244,7 +249,7 @@ def test_node_key_secret_and_peers_namespaces_arrive(monkeypatch: pytest.MonkeyP
     assert node_secret not in str(one(objects, "Deployment"))
 
     # Without publishing the service has no use for the secret: it is not given it.
-    quiet = _rendered(**{"nodeKey.generate": True})
+    quiet = _rendered(**{"nodeKey.existingSecret": "node-secret"})
     names = {v["name"] for v in _container(quiet)["env"]}
     assert "ICS_DISCOVERY_NODE_KEY_SECRET_ENV" not in names
 

@@ -2,7 +2,9 @@
 
 The schema checks each value alone; these rules span several (two writers
 without a leader, a publishing switch without a key, a renew deadline that
-outlives the lease, a ServiceMonitor without the Prometheus Operator's API).
+outlives the lease, a ServiceMonitor without the Prometheus Operator's API,
+restart mode without the workloads it may roll), and a key generated where Helm
+cannot see the cluster (it would be a new key on every render).
 """
 
 from __future__ import annotations
@@ -89,6 +91,48 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
         {"metrics.prometheusRule.enabled": True},
         "needs the Prometheus Operator's monitoring.coreos.com/v1 PrometheusRule API",
     ),
+    ({"consumers.notify": "restart"}, "set consumers.restartWorkloads to your consumer"),
+    (
+        {"consumers.notifyModes": {"chain-a": "restart"}},
+        "set consumers.restartWorkloads to your consumer",
+    ),
+    (
+        {"consumers.restartWorkloads": [{"kind": "Deployment", "name": "node"}]},
+        "consumers.restartWorkloads is only for restart mode",
+    ),
+    (
+        {
+            "consumers.notify": "restart",
+            "consumers.restartWorkloads": [
+                {"kind": "Deployment", "name": "node", "namespace": "elsewhere"}
+            ],
+        },
+        "Deployment node is in namespace elsewhere, where the service serves no consumer pods",
+    ),
+    (
+        {
+            "consumers.namespace": "",
+            "consumers.peersNamespaces": ["a"],
+            "consumers.notify": "restart",
+            "consumers.restartWorkloads": [{"kind": "StatefulSet", "name": "node"}],
+        },
+        "StatefulSet node needs a namespace",
+    ),
+    (
+        {"api.maxStreams": 256, "api.maxConcurrentRpcs": 256},
+        "api.maxStreams must be below api.maxConcurrentRpcs",
+    ),
+    # Offline (helm template, Argo CD): a generated key would be a new one each time.
+    ({"nodeKey.generate": True}, "set nodeKey.existingSecret instead"),
+    (
+        {
+            "publishing.enabled": True,
+            "publishing.key.generate": True,
+            "publishing.authzGranter": GRANTER,
+            "provider.grpcUrls": ["provider:9090"],
+        },
+        "set publishing.key.existingSecret instead",
+    ),
 ]
 
 
@@ -109,12 +153,23 @@ def test_the_same_values_render_once_the_conflict_is_resolved() -> None:
         },
         {
             "publishing.enabled": True,
-            "publishing.key.generate": True,
+            "publishing.key.existingSecret": "k",
             "publishing.authzGranter": GRANTER,
             "provider.grpcUrls": ["provider:9090"],
         },
-        {"nodeKey.generate": True},
+        {"nodeKey.existingSecret": "n"},
         {"publishing.nodeId": "ab" * 20},
+        {
+            "consumers.notify": "restart",
+            "consumers.restartWorkloads": [{"kind": "Deployment", "name": "node"}],
+        },
+        {
+            "consumers.namespace": "",
+            "consumers.peersNamespaces": ["a"],
+            "consumers.notify": "restart",
+            "consumers.restartWorkloads": [{"kind": "Deployment", "name": "n", "namespace": "a"}],
+        },
+        {"api.maxStreams": 255, "api.maxConcurrentRpcs": 256},
         {"replicaCount": 2, "leaderElection.enabled": True},
         {"replicaCount": 1, "leaderElection.enabled": False},
         {"leaderElection.renewDeadline": 14, "leaderElection.leaseDuration": 15},

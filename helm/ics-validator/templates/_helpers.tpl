@@ -52,9 +52,21 @@ app.kubernetes.io/part-of: ics-peer-discovery
 {{- end }}
 {{- end }}
 
-{{/* Namespace of the shared LoadBalancer Service and its EndpointSlices. */}}
+{{/* Namespace of the shared LoadBalancer Service and its EndpointSlices: its own by default. */}}
 {{- define "ics-validator.serviceNamespace" -}}
-{{- default .Release.Namespace .Values.loadBalancer.namespace }}
+{{- default (printf "%s-lb" .Release.Namespace | trunc 63 | trimSuffix "-") .Values.loadBalancer.namespace }}
+{{- end }}
+
+{{/* The consumer workloads restart mode may roll, by namespace and kind: {ns: {Deployment: [names]}}. */}}
+{{- define "ics-validator.restartWorkloads" -}}
+{{- $out := dict }}
+{{- range $w := .Values.consumers.restartWorkloads }}
+{{- $ns := default $.Values.consumers.namespace $w.namespace }}
+{{- $byKind := get $out $ns | default dict }}
+{{- $_ := set $byKind $w.kind (append (get $byKind $w.kind | default list) $w.name | uniq | sortAlpha) }}
+{{- $_ := set $out $ns $byKind }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}
 
 {{/* The Lease lives beside the Deployment. */}}
@@ -132,7 +144,8 @@ RBAC rules by namespace, derived from the Kubernetes requests the service makes:
 - discovery.service: list peers ConfigMaps in consumers.namespace or each of
   consumers.peersNamespaces (by label) to delete stale ones;
 - discovery.publish: get, list, create, update, delete peers ConfigMaps, and
-  list, get, update Deployments/StatefulSets when a chain is notified by restart;
+  when a chain is notified by restart: list Deployments/StatefulSets (to find the
+  ones running the chain), get + update only those named in consumers.restartWorkloads;
 - discovery.operator_notify / operator_watch: list, watch, get (re-read after a
   conflict) and patch CosmosFullNodes when a chain is notified by cosmos-operator,
   ChainNodeSets and ChainNodes when one is notified by cosmopilot.
@@ -160,10 +173,18 @@ RBAC rules by namespace, derived from the Kubernetes requests the service makes:
 {{- $restart := eq (include "ics-validator.restartsWorkloads" .) "true" }}
 {{- $cosmosOperator := eq (include "ics-validator.notifies" (dict "root" . "mode" "cosmos-operator")) "true" }}
 {{- $cosmopilot := eq (include "ics-validator.notifies" (dict "root" . "mode" "cosmopilot")) "true" }}
+{{- $workloads := include "ics-validator.restartWorkloads" . | fromJson }}
 {{- range $ns := include "ics-validator.peersNamespaces" . | fromJsonArray }}
 {{- $peers := list (dict "apiGroups" (list "") "resources" (list "configmaps") "verbs" (list "get" "list" "create" "update" "delete")) }}
 {{- if $restart }}
-{{- $peers = append $peers (dict "apiGroups" (list "apps") "resources" (list "deployments" "statefulsets") "verbs" (list "get" "list" "update")) }}
+{{- $peers = append $peers (dict "apiGroups" (list "apps") "resources" (list "deployments" "statefulsets") "verbs" (list "list")) }}
+{{- $named := get $workloads $ns | default dict }}
+{{- /* Never an empty resourceNames: that would mean every object. */}}
+{{- range $kind, $resource := dict "Deployment" "deployments" "StatefulSet" "statefulsets" }}
+{{- with get $named $kind }}
+{{- $peers = append $peers (dict "apiGroups" (list "apps") "resources" (list $resource) "resourceNames" . "verbs" (list "get" "update")) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if $cosmosOperator }}
 {{- $peers = append $peers (dict "apiGroups" (list "cosmos.strange.love") "resources" (list "cosmosfullnodes") "verbs" (list "get" "list" "watch" "patch")) }}

@@ -41,6 +41,26 @@ Combinations the schema cannot express, refused with a message that names the va
 {{- if and $v.consumers.namespace $v.consumers.peersNamespaces }}
 {{- fail "consumers.peersNamespaces is only for consumers.namespace=\"\" (consumer pods in every namespace); with consumers.namespace set, peers are written there" }}
 {{- end }}
+{{- $restart := eq (include "ics-validator.restartsWorkloads" .) "true" }}
+{{- if and $restart (not $v.consumers.restartWorkloads) }}
+{{- fail "restart mode (consumers.notify or a consumers.notifyModes entry = restart) rolls only the workloads you name: set consumers.restartWorkloads to your consumer Deployments/StatefulSets, e.g. --set-json 'consumers.restartWorkloads=[{\"kind\":\"StatefulSet\",\"name\":\"neutron-node\"}]' (the service may update those and no other)" }}
+{{- end }}
+{{- if and $v.consumers.restartWorkloads (not $restart) }}
+{{- fail "consumers.restartWorkloads is only for restart mode: no chain is notified by restart (consumers.notify, consumers.notifyModes)" }}
+{{- end }}
+{{- $peersNs := include "ics-validator.peersNamespaces" . | fromJsonArray }}
+{{- range $w := $v.consumers.restartWorkloads }}
+{{- $ns := default $v.consumers.namespace $w.namespace }}
+{{- if not $ns }}
+{{- fail (printf "consumers.restartWorkloads: %s %s needs a namespace (consumers.namespace is empty): one of consumers.peersNamespaces" $w.kind $w.name) }}
+{{- end }}
+{{- if not (has $ns $peersNs) }}
+{{- fail (printf "consumers.restartWorkloads: %s %s is in namespace %s, where the service serves no consumer pods; use %s" $w.kind $w.name $ns (join ", " $peersNs)) }}
+{{- end }}
+{{- end }}
+{{- if ge (int $v.api.maxStreams) (int $v.api.maxConcurrentRpcs) }}
+{{- fail "api.maxStreams must be below api.maxConcurrentRpcs: open WatchPeers streams would leave no room for other calls" }}
+{{- end }}
 {{- if and $v.api.tls.clientCaSecret (not $v.api.tls.existingSecret) }}
 {{- fail "api.tls.clientCaSecret (mutual TLS) needs the server's own certificate: set api.tls.existingSecret" }}
 {{- end }}
