@@ -177,9 +177,9 @@ def parse_workload_ref(
         )
     kind, name = parts[0], parts[-1]
     namespace = parts[1] if len(parts) == 3 else (default_namespace or "")
-    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+    if not is_dns_subdomain(name):
         raise ValueError(f"{text!r}: {name!r} is not a Kubernetes object name")
-    if len(parts) == 3 and (len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace)):
+    if len(parts) == 3 and not is_dns_label(namespace):
         raise ValueError(f"{text!r}: {namespace!r} is not a namespace name")
     if check_namespace and not namespace:
         raise ValueError(f"{text!r} needs a namespace (consumer_namespace is empty)")
