@@ -28,6 +28,14 @@ from discovery.state import DiscoveryState
 from discovery.types import NodeId
 
 NAMESPACE: Final = "ics_discovery"
+# The `part` label values of ics_discovery_faults_total (discovery.faults.Part).
+FAULT_PARTS: Final = (
+    "provider_stream",
+    "provider_queries",
+    "kubernetes",
+    "consumer_nodes",
+    "publishing",
+)
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,17 @@ class OperationsMetrics:
             "Times this replica gained or lost the leader Lease.",
             registry=r,
         )
+        self.faults = Counter(
+            f"{NAMESPACE}_faults",
+            "Failures of a part of the service (provider_stream, provider_queries, kubernetes, "
+            "consumer_nodes, publishing) by kind: transient (retried with backoff) or permanent "
+            "(needs a fix; /readyz names the part while it stands).",
+            ["part", "kind"],
+            registry=r,
+        )
+        for part in FAULT_PARTS:
+            for kind in ("transient", "permanent"):
+                self.faults.labels(part=part, kind=kind)
         for outcome in ("sent", "failed"):
             self.endpoint_publications.labels(outcome=outcome)
         for resource in ("loadbalancer", "configmaps", "workloads"):
