@@ -72,6 +72,8 @@ class ProxyStats:
     cut: int = 0
     garbage: int = 0
     stalled: int = 0
+    # Chunks of bytes that waited for a stall to end.
+    held: int = 0
     upstream_failures: int = 0
     bytes_up: int = 0
     bytes_down: int = 0
@@ -246,7 +248,9 @@ class FaultProxy:
                 data = await src.read(_CHUNK)
                 if not data:
                     break
-                await self._flowing.wait()
+                if not self._flowing.is_set():
+                    self.stats.held += 1
+                    await self._flowing.wait()
                 if answer:
                     if conn.generation != self._generation:
                         conn.generation, conn.answered = self._generation, 0
