@@ -115,7 +115,8 @@ def readiness(
 
 # Publishing our endpoint: the pace of retries after failures.
 PUBLISH_TRANSIENT_FIRST: Final = 60.0
-PUBLISH_TRANSIENT_MAX: Final = 600.0
+# Below the alerts' failureWindow (5m), so a failure that persists shows in every window.
+PUBLISH_TRANSIENT_MAX: Final = 240.0
 PUBLISH_PERMANENT_FIRST: Final = 600.0
 PUBLISH_PERMANENT_MAX: Final = 3600.0
 
@@ -124,7 +125,7 @@ def publish_retry_delay(failures: int, *, transient: bool, resync_interval: floa
     """Seconds before publishing is tried again after `failures` (>= 1) failures in a row. Pure.
 
     Transient failures start at the resync interval (at most a minute) and double
-    to ten minutes; a permanent one (a signer cosmpy cannot use, a missing grant)
+    to four minutes; a permanent one (a signer cosmpy cannot use, a missing grant)
     needs a fix, so it is tried again only every ten minutes, doubling to an hour,
     instead of on every wake-up.
     """

@@ -221,7 +221,15 @@ class OperationsMetrics:
             ["part", "kind"],
             registry=r,
         )
+        self.part_failed = Gauge(
+            f"{NAMESPACE}_part_failed_permanently",
+            "1 while a part of the service has a permanent fault standing (it needs a fix; "
+            "/readyz names it), 0 otherwise.",
+            ["part"],
+            registry=r,
+        )
         for part in FAULT_PARTS:
+            self.part_failed.labels(part=part).set(0)
             for kind in ("transient", "permanent"):
                 self.faults.labels(part=part, kind=kind)
         for outcome in ("sent", "failed"):
@@ -231,6 +239,12 @@ class OperationsMetrics:
         self._event_height = 0
         self._resyncs = 0
         self._query_failures = 0
+
+    def observe_standing_faults(self, parts: Iterable[str]) -> None:
+        """Which parts have a permanent fault standing now (the others are set to 0)."""
+        failed = set(parts)
+        for part in FAULT_PARTS:
+            self.part_failed.labels(part=part).set(1 if part in failed else 0)
 
     def observe_state(self, state: DiscoveryState) -> None:
         self._collector.current.chains = chain_gauges(state)

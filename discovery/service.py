@@ -1166,6 +1166,7 @@ class DiscoveryService:
     async def _sync_counters(self) -> None:
         while True:
             self.metrics.observe_counters(self.monitor.counters, leading=self.leading)
+            self.metrics.ops.observe_standing_faults(p.value for p in self.standing_faults())
             await asyncio.sleep(_COUNTER_SYNC_SECONDS)
 
 
