@@ -1021,6 +1021,20 @@ class DiscoveryService:
         self._publishing = asyncio.create_task(
             self._publish_own_endpoint(watch.ingress), name="publish-endpoint"
         )
+        self._publishing.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        """An error no layer classified (a bug) still fails publishing, with backoff, loudly."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        assert error is not None
+        self._publish_failures += 1
+        self._publish_retry_at = self.clock() + publish_retry_delay(
+            self._publish_failures, transient=False, resync_interval=self.settings.resync_interval
+        )
+        self.metrics.ops.endpoint_publications.labels(outcome="failed").inc()
+        self._fault(Part.PUBLISHING, error)
 
     async def _publish_own_endpoint(self, ingress: tuple[str, ...]) -> None:
         from chainmonitor.keys import load_signing_key
