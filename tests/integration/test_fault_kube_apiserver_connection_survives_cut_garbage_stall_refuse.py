@@ -101,7 +101,7 @@ async def test_kube_api_faults_are_survived_without_lost_writes_or_extra_restart
         first = await asyncio.to_thread(restarts, alice)
         for index, (fault, after) in enumerate(FAULTS):
             counted = kube_faults(a, "transient")
-            held = kube_proxy.stats.held
+            held = kube_proxy.stats.held + kube_proxy.stats.stalled
             kube_proxy.set_fault(fault, after_bytes=after)
             moved = f"198.51.100.{80 + index}"
             await move(cast, "bob", moved)
@@ -110,8 +110,8 @@ async def test_kube_api_faults_are_survived_without_lost_writes_or_extra_restart
                 stalled: bool = fault is Fault.STALL, held: int = held, n: float = counted
             ) -> bool:
                 if stalled:
-                    # A request of the service is held (it waits for its answer).
-                    return kube_proxy.stats.held > held
+                    # A request or connection of the service is held (it waits for an answer).
+                    return kube_proxy.stats.held + kube_proxy.stats.stalled > held
                 return kube_faults(a, "transient") > n
 
             await eventually(met, f"the service meeting {fault}", in_thread=False)
