@@ -92,6 +92,7 @@ class FaultProxy:
         self._after_bytes = 0
         self._generation = 0
         self._conns: set[_Conn] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._server: asyncio.Server | None = None
@@ -189,6 +190,10 @@ class FaultProxy:
             conn.abort()
         if self._flowing is not None:
             self._flowing.set()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         if server is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
@@ -198,6 +203,10 @@ class FaultProxy:
         assert self._flowing is not None
         conn = _Conn(writer, generation=self._generation)
         self._conns.add(conn)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         self.stats.connections += 1
         try:
             if not self._flowing.is_set():
