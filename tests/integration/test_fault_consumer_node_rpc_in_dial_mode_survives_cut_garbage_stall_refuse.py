@@ -25,7 +25,13 @@ from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
 from tests.integration.chainmonitor_support import TunedProviderChain
 from tests.support.chain import ProviderChain
 from tests.support.chain_fixtures import stop_and_verify
-from tests.support.fault_scenarios import delete_namespace, launched_chain, move, validator_cast
+from tests.support.fault_scenarios import (
+    delete_namespace,
+    launched_chain,
+    move,
+    still_running,
+    validator_cast,
+)
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.service_fixtures import Cluster, RunningService, eventually, running_service
 
@@ -88,11 +94,12 @@ async def test_consumer_rpc_faults_are_survived_and_each_list_is_dialled_once(
                     proxy.set_fault(fault, after_bytes=after)
                     moved = f"198.51.100.{90 + index}"
                     await move(cast, "bob", moved)
-                    await eventually(
-                        lambda f=failed: dials(a, chain_id, "failed") > f,  # type: ignore[misc]
-                        f"a dial failing on {fault}",
-                        in_thread=False,
-                    )
+
+                    def dial_failed(before: float = failed) -> bool:
+                        still_running(a)
+                        return dials(a, chain_id, "failed") > before
+
+                    await eventually(dial_failed, f"a dial failing on {fault}", in_thread=False)
                     assert not a.task.done(), f"the service stopped on {fault}"
                     assert dialled(caplog) == 1 + index
                     proxy.heal()

@@ -31,6 +31,7 @@ from tests.support.fault_scenarios import (
     move,
     peers_of,
     restarts,
+    still_running,
     validator_cast,
 )
 from tests.support.faultproxy import Fault, FaultProxy
@@ -109,6 +110,7 @@ async def test_kube_api_faults_are_survived_without_lost_writes_or_extra_restart
             def met(
                 stalled: bool = fault is Fault.STALL, held: int = held, n: float = counted
             ) -> bool:
+                still_running(a)
                 if stalled:
                     # A request or connection of the service is held (it waits for an answer).
                     return kube_proxy.stats.held + kube_proxy.stats.stalled > held

@@ -30,6 +30,7 @@ from tests.support.fault_scenarios import (
     move,
     peers_of,
     restarts,
+    still_running,
     validator_cast,
 )
 from tests.support.faultproxy import Fault, FaultProxy
@@ -111,10 +112,14 @@ async def test_provider_faults_are_survived_and_every_change_arrives_once(
             host += 1
             moved = f"198.51.100.{host}"
             await move(cast, "bob", moved)
-            if proxies["ws"] in broken:
-                met = lambda: monitor.counters.stream.transient_failures > stream_before  # noqa: E731
-            else:
-                met = lambda: monitor.counters.query_failures > queries_before  # noqa: E731
+            stream = proxies["ws"] in broken
+
+            def met() -> bool:
+                still_running(a)
+                if stream:
+                    return monitor.counters.stream.transient_failures > stream_before
+                return monitor.counters.query_failures > queries_before
+
             await eventually(met, f"the service meeting {fault} on {broken}", in_thread=False)
             assert not a.task.done(), "the service stopped on a provider fault"
             assert a.service.stats.ready_at is not None

@@ -27,7 +27,13 @@ from discovery.publish import PEERS_HASH_ANNOTATION
 from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
 from tests.support.chain import ProviderChain
 from tests.support.kube import ControlPlane
-from tests.support.service_fixtures import NAMES, Cluster, eventually, publish_endpoints
+from tests.support.service_fixtures import (
+    NAMES,
+    Cluster,
+    RunningService,
+    eventually,
+    publish_endpoints,
+)
 
 WORKLOAD = "consumer-node"
 
@@ -113,6 +119,13 @@ async def launched_chain(
             await asyncio.to_thread(chain.remove_consumer, 0, consumer_id)
         # Leave the shared chain as other tests expect it.
         await publish_endpoints(cast)
+
+
+def still_running(running: RunningService) -> None:
+    """Raise at once (with the service's own error) when the service ended."""
+    if running.task.done():
+        running.task.result()
+        raise AssertionError("the service stopped on its own")
 
 
 async def move(cast: list[Cluster], name: str, host: str) -> None:
