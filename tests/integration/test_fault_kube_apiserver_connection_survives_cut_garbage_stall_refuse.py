@@ -6,9 +6,9 @@ proxy cuts answers after a few bytes, answers garbage instead of TLS, stalls
 with the request held, or refuses connections, while bob publishes a new
 address on chain. The test waits until the service has met the fault, checks
 that it still runs, heals the proxy and waits for the peers ConfigMap to
-carry bob's new address. The consumer StatefulSet is restarted exactly once
-per peer list: a write cut off on its way back is neither lost nor repeated
-as a second restart.
+carry bob's new address. The consumer StatefulSet is restarted at most once
+per peer list and ends with the last one: a write cut off on its way back is
+neither lost nor repeated as a second restart.
 """
 
 from __future__ import annotations
@@ -126,8 +126,11 @@ async def test_kube_api_faults_are_survived_without_lost_writes_or_extra_restart
         await eventually(lambda: restarts(alice).peers_hash == final_hash, "the last restart")
         await asyncio.sleep(2)
         last = await asyncio.to_thread(restarts, alice)
-        # One restart per peer list, none lost, none extra.
-        assert last.generation == first.generation + len(FAULTS)
+        # No restart extra: at most one per peer list (a list whose restart was still
+        # pending when the next one came may be coalesced into it), and none lost: the
+        # workload carries the last list.
+        assert first.generation < last.generation <= first.generation + len(FAULTS)
+        assert last.peers_hash == final_hash
         assert kube_faults(a, "permanent") == 0
         assert a.service.standing_faults() == {}
         assert not a.task.done()

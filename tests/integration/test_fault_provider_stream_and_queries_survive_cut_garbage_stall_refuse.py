@@ -7,8 +7,8 @@ while bob publishes a new address on chain; the test waits until the service
 has met the fault, checks that it still runs, heals the proxy and waits for
 alice's peers ConfigMap to carry bob's new address. With gRPC refused and REST
 healthy, the queries fail over to REST and converge during the fault itself.
-At the end the consumer StatefulSet has been restarted exactly once per peer
-list: no write lost, no restart extra.
+At the end the consumer StatefulSet has been restarted at most once per peer
+list and carries the last one: no write lost, no restart extra.
 """
 
 from __future__ import annotations
@@ -144,12 +144,14 @@ async def test_provider_faults_are_survived_and_every_change_arrives_once(
             lists += 1
             assert not a.task.done()
 
-        # One restart per peer list: none lost, none extra (the rollout is done by then).
+        # No restart extra: at most one per peer list (lists that come while a restart
+        # is held down may be coalesced), and none lost: the workload has the last list.
         final_hash = await asyncio.to_thread(configmap_peers_hash, alice, chain_id)
         await eventually(lambda: restarts(alice).peers_hash == final_hash, "the last restart")
         await asyncio.sleep(2)
         last = await asyncio.to_thread(restarts, alice)
-        assert last.generation == first.generation + lists
+        assert first.generation < last.generation <= first.generation + lists
+        assert last.peers_hash == final_hash
         assert a.service.stats.writes["configmaps"] >= lists
         # The faults were counted, by part; none was permanent.
         assert faults_counted(a, "provider_stream") > 0

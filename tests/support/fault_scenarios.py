@@ -7,8 +7,8 @@ a consumer pod and a consumer StatefulSet (for `restart` mode) in alice's
 namespace. In each round a test breaks one connection of the service with the
 fault proxy, makes bob publish a new address, waits until the service has met
 the fault, heals the proxy, and waits for the peers ConfigMap to carry the new
-address. The StatefulSet's generation then counts the restarts: exactly one
-per peer list, none lost and none extra.
+address. The StatefulSet's generation then counts the restarts: at most one
+per peer list (none extra), and the last list's restart is made (none lost).
 """
 
 from __future__ import annotations
