@@ -99,6 +99,18 @@ class UnauthorizedSigner(PublishError):
     """
 
 
+class UnsupportedSigner(PublishError):
+    """The signing account is not a base account (a vesting or module account). Permanent.
+
+    cosmpy signs only for a plain `BaseAccount`; use another key (a grantee key
+    of a base account, with an authz grant) to publish.
+    """
+
+
+class SigningLibraryError(PublishError):
+    """The signing library (cosmpy) failed in a way it does not classify itself. Permanent."""
+
+
 class AuthzUnsupported(PublishError):
     """The chain has no authz module, so a grantee key cannot publish there. Permanent.
 

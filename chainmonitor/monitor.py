@@ -24,6 +24,7 @@ from chainmonitor.addresses import OperatorAddress
 from chainmonitor.backoff import Backoff, JitteredBackoff
 from chainmonitor.errors import ChainMonitorError, InvalidChainData
 from chainmonitor.events import BlockCommitted, TxCommitted
+from chainmonitor.faults import TRANSPORT_ERRORS, classify
 from chainmonitor.queries import AtHeight, ChainQueries
 from chainmonitor.snapshot import (
     SnapshotChanges,
@@ -67,6 +68,11 @@ class MonitorCounters:
     refreshes: int = 0
     validator_queries: int = 0
     query_failures: int = 0
+    # Of those, the ones no retry can cure (a node refusing the question), the
+    # last failure's reason, and whether the latest attempt failed that way.
+    permanent_query_failures: int = 0
+    last_query_failure: str = ""
+    failing_permanently: bool = False
     snapshots_published: int = 0
     last_resync_seconds: float = 0.0
     last_resync_reason: str = ""
@@ -298,17 +304,31 @@ class ChainMonitor:
                 continue
             try:
                 await self._process(work)
-            except ChainMonitorError as e:
+            except (ChainMonitorError, *TRANSPORT_ERRORS) as e:
+                # A query layer translates its transport's errors; any that slips
+                # through is classified here rather than ending the monitor.
+                fault = classify(e)
+                permanent = fault is not None and not fault.transient
+                reason = fault.reason if fault is not None else str(e)
                 self._counters.query_failures += 1
-                # Nothing is lost: the work goes back and is retried after a pause.
+                self._counters.permanent_query_failures += int(permanent)
+                self._counters.failing_permanently = permanent
+                new_reason = reason != self._counters.last_query_failure
+                self._counters.last_query_failure = reason
+                # Nothing is lost: the work goes back and is retried after a pause
+                # (a permanent refusal too: the node may be fixed or replaced).
                 work.absorb(self._work)
                 self._work = work
                 delay = self._retry.next_delay()
-                log.warning("chain query failed (%s); retrying in %.1fs", e, delay)
+                if permanent and new_reason:
+                    log.error("chain query refused (%s); retrying in %.1fs", reason, delay)
+                elif not permanent:
+                    log.warning("chain query failed (%s); retrying in %.1fs", reason, delay)
                 await asyncio.sleep(delay)
                 self._wake.set()
             else:
                 self._retry.reset()
+                self._counters.failing_permanently = False
 
     async def _process(self, work: _Work) -> None:
         if work.resync or self._snapshot is None:

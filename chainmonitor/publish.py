@@ -39,11 +39,14 @@ from chainmonitor.errors import (
     InsufficientFees,
     InvalidChainData,
     PublishError,
+    SigningLibraryError,
     TxNotCommitted,
     TxRejected,
     UnauthorizedSigner,
     UnknownValidator,
+    UnsupportedSigner,
 )
+from chainmonitor.faults import TRANSPORT_ERRORS, classify, is_unsupported_account
 from chainmonitor.keys import SigningKey
 from chainmonitor.types import Description
 
@@ -218,8 +221,23 @@ class EndpointPublisher:
         """Read the description, let `decide` return new details (None: nothing to do), send.
 
         Returns once the tx is in a block (with its hash and height), or raises a
-        PublishError saying why not.
+        ChainMonitorError saying why not: no cosmpy, grpc or transport exception
+        leaves here.
         """
+        try:
+            return self._publish_details(operator, decide)
+        except ChainMonitorError:
+            raise
+        except (grpc.RpcError, RuntimeError, ValueError, *TRANSPORT_ERRORS) as e:
+            fault = classify(e)
+            if fault is not None and fault.transient:
+                raise ChainUnavailable(f"publishing: {fault.reason}") from e
+            reason = fault.reason if fault is not None else f"{type(e).__name__}: {e}"
+            raise SigningLibraryError(f"signing failed: {reason}"[:400]) from e
+
+    def _publish_details(
+        self, operator: str, decide: Callable[[Description], str | None]
+    ) -> PublishOutcome:
         try:
             operator = parse_operator(operator)
         except InvalidChainData as e:
@@ -258,6 +276,15 @@ class EndpointPublisher:
                     "fund it before it can sign"
                 ) from e
             raise _rpc_error("reading the signing account", e) from e
+        except RuntimeError as e:
+            if not is_unsupported_account(e):
+                raise
+            raise UnsupportedSigner(
+                f"the signing account {wallet.address()} is not a base account (a vesting or "
+                "module account?): it cannot sign here; give the service a key of a plain "
+                "account (a grantee key with an authz grant for "
+                f"{EDIT_VALIDATOR_TYPE_URL})"
+            ) from e
         chain_id = client.network_config.chain_id
 
         def signed(fee: TxFee) -> Transaction:

@@ -44,6 +44,12 @@ from chainmonitor.convert import (
     validator_from_proto,
 )
 from chainmonitor.errors import ChainMonitorError, ChainUnavailable, InvalidChainData, QueryFailed
+from chainmonitor.faults import (
+    TRANSPORT_ERRORS,
+    classify,
+    grpc_code_transient,
+    http_status_transient,
+)
 from chainmonitor.types import ConsumerChain, ConsumerId, ConsumerValidator, Validator
 
 log = logging.getLogger(__name__)
@@ -293,19 +299,6 @@ def _height_from(headers: Any) -> int:
     return 0
 
 
-_TRANSIENT_CODES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.CANCELLED,
-    }
-)
-
-
 def _grpc_error(what: str, e: grpc.aio.AioRpcError) -> ChainMonitorError:
     code = e.code()
     detail = f"{code.name}: {e.details() or ''}"
@@ -314,7 +307,7 @@ def _grpc_error(what: str, e: grpc.aio.AioRpcError) -> ChainMonitorError:
     return QueryFailed(
         what,
         detail,
-        transient=code in _TRANSIENT_CODES,
+        transient=grpc_code_transient(code),
         not_found=code == grpc.StatusCode.NOT_FOUND,
     )
 
@@ -356,15 +349,23 @@ class RestQueries:
                 body = response.read()
                 at = response.headers.get("Grpc-Metadata-X-Cosmos-Block-Height", "")
         except urllib.error.HTTPError as e:
-            text = e.read(2000).decode(errors="replace")
+            try:
+                text = e.read(2000).decode(errors="replace")
+            except TRANSPORT_ERRORS:
+                text = "(answer cut off)"
             raise QueryFailed(
                 what,
                 f"HTTP {e.code}: {_rest_message(text)}",
-                transient=e.code >= 500 or e.code == 429,
+                transient=http_status_transient(e.code),
                 not_found=e.code == 404,
             ) from e
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            raise ChainUnavailable(f"{what}: {e}") from e
+        except TRANSPORT_ERRORS as e:
+            # Refused, reset, cut mid-answer (IncompleteRead), garbage (BadStatusLine),
+            # TLS trouble: this node, not the question; another node may answer.
+            fault = classify(e)
+            transient = fault.transient if fault is not None else True
+            reason = fault.reason if fault is not None else type(e).__name__
+            raise ChainUnavailable(f"{what}: {reason}", transient=transient) from e
         try:
             doc = json.loads(body)
         except ValueError as e:
@@ -525,7 +526,9 @@ class FallbackQueries:
             try:
                 return await ask(source)
             except ChainMonitorError as e:
-                if not e.transient:
+                # An unreachable node (even for good: a bad certificate) is that node's
+                # problem; any other permanent error is the chain's answer, the same on all.
+                if not e.transient and not isinstance(e, ChainUnavailable):
                     raise
                 log.warning("query via %s failed (%s); trying the next source", source.name, e)
                 last = e

@@ -21,12 +21,13 @@ from typing import Final, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidURI
 from websockets.frames import CloseCode
 
 from chainmonitor.backoff import Backoff, JitteredBackoff
 from chainmonitor.errors import FrameRejected, InvalidQuery, StreamError
 from chainmonitor.events import BlockCommitted, ChainEvent, OtherEvent, TxCommitted
+from chainmonitor.faults import TRANSPORT_ERRORS, classify
 from chainmonitor.frames import DEFAULT_MAX_FRAME_BYTES, parse_frame
 from chainmonitor.session import (
     Action,
@@ -41,6 +42,9 @@ from chainmonitor.session import (
 from chainmonitor.subscriptions import Subscription, Topic, check_plan, default_plan
 
 log = logging.getLogger(__name__)
+
+# The slowest pace at which a node that refused us for good is asked again.
+_PERMANENT_RETRY: Final = 300.0
 
 WS_SCHEMES: Final = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss", "tcp": "ws"}
 
@@ -110,6 +114,12 @@ class StreamCounters:
     last_event_height: int = 0
     events: int = 0
     frames_rejected: int = 0
+    # Connections lost or refused, by whether retrying can help; the last one's
+    # reason, and whether the stream is down for a reason only a fix can cure.
+    transient_failures: int = 0
+    permanent_failures: int = 0
+    last_failure: str = ""
+    failing_permanently: bool = False
 
 
 T = TypeVar("T")
@@ -202,18 +212,32 @@ class EventStream:
             log.debug("dropping frame: %s", error)
 
     async def run(self) -> NoReturn:
-        """Connect and stream until cancelled; raises only InvalidQuery (a bug, not a fault)."""
+        """Connect and stream until cancelled; raises only for an invalid URL (permanent).
+
+        Every failure of a connection is classified (`chainmonitor.faults`) and
+        counted; none ends the stream.
+        """
         while True:
             url = self.urls[self._url_index]
             self._c.url = url
             healthy = False
+            permanent = False
             try:
                 healthy = await self._connect_and_stream(url)
-            except (StreamError, OSError, TimeoutError, WebSocketException) as e:
+            except (StreamError, InvalidQuery, *TRANSPORT_ERRORS) as e:
                 if isinstance(e, InvalidURI):
                     raise StreamError(f"invalid RPC URL {url}: {e}", transient=False) from e
+                fault = classify(e)
+                permanent = fault is not None and not fault.transient
                 reason = self._describe(e)
-                log.warning("event stream from %s lost: %s", url, reason)
+                self._failed(reason, permanent=permanent)
+                if permanent:
+                    # A node refusing our subscriptions for good (a query it cannot
+                    # parse) or a certificate we do not accept: another node may do;
+                    # this one is asked again only at the slowest pace.
+                    log.error("event stream from %s refused for good: %s", url, reason)
+                else:
+                    log.warning("event stream from %s lost: %s", url, reason)
             finally:
                 self._c.connected = False
             if healthy:
@@ -221,8 +245,18 @@ class EventStream:
             # Fail over: the next attempt goes to the next configured node.
             self._url_index = (self._url_index + 1) % len(self.urls)
             delay = self._backoff.next_delay()
+            if permanent and len(self.urls) == 1:
+                delay = max(delay, _PERMANENT_RETRY)
             log.info("reconnecting to %s in %.2fs", self.urls[self._url_index], delay)
             await self._sleep(delay)
+
+    def _failed(self, reason: str, *, permanent: bool) -> None:
+        if permanent:
+            self._c.permanent_failures += 1
+        else:
+            self._c.transient_failures += 1
+        self._c.last_failure = reason
+        self._c.failing_permanently = permanent
 
     def _describe(self, e: BaseException) -> str:
         if isinstance(e, ConnectionClosed):
@@ -251,9 +285,13 @@ class EventStream:
                 proxy=None,
                 user_agent_header="ics-discovery chainmonitor",
             )
-        except (OSError, TimeoutError, WebSocketException) as e:
+        except TRANSPORT_ERRORS as e:
             self._c.connect_failures += 1
-            raise StreamError(f"cannot connect: {self._describe(e)}") from e
+            if isinstance(e, InvalidURI):
+                raise
+            fault = classify(e)
+            transient = fault.transient if fault is not None else True
+            raise StreamError(f"cannot connect: {self._describe(e)}", transient=transient) from e
         async with ws:
             self._ws = ws
             try:
@@ -307,6 +345,7 @@ class EventStream:
         elif isinstance(action, Live):
             first = self._c.connects == 0
             self._c.connected = True
+            self._c.failing_permanently = False
             self._c.connects += 1
             self._c.reconnects += 0 if first else 1
             log.info("event stream live on %s (%d subscriptions)", self._c.url, len(self._plan))

@@ -226,6 +226,26 @@ class ServiceMetrics:
                 monitor.resyncs_done - s.resyncs,
                 self.resyncs.labels(trigger="start_or_timer").inc,
             ),
+            (
+                "stream_transient",
+                s.transient_failures,
+                self.ops.faults.labels(part="provider_stream", kind="transient").inc,
+            ),
+            (
+                "stream_permanent",
+                s.permanent_failures,
+                self.ops.faults.labels(part="provider_stream", kind="permanent").inc,
+            ),
+            (
+                "queries_transient",
+                monitor.query_failures - monitor.permanent_query_failures,
+                self.ops.faults.labels(part="provider_queries", kind="transient").inc,
+            ),
+            (
+                "queries_permanent",
+                monitor.permanent_query_failures,
+                self.ops.faults.labels(part="provider_queries", kind="permanent").inc,
+            ),
         ):
             delta = value - self._counters_seen.get(name, 0)
             if delta > 0:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from chainmonitor.faults import TRANSPORT_ERRORS, classify, http_status_transient
 from discovery.errors import DiscoveryError, quote_untrusted
 from discovery.peers import check_peer_entry
 
@@ -135,7 +136,10 @@ class PeerDialer:
         return await asyncio.to_thread(self._dial, ip, chain_id, tuple(entries))
 
     def _dial(self, ip: str, chain_id: str, entries: tuple[str, ...]) -> DialResult:
-        base = rpc_base(ip, self.rpc_port)
+        try:
+            base = rpc_base(ip, self.rpc_port)
+        except ValueError as e:
+            raise NotifyError(quote_untrusted(ip), "not an IP address", transient=False) from e
         status = parse_status(self._call(base, "GET", "/status", None), base)
         refusal = dial_refusal(status, chain_id, entries)
         if refusal is not None:
@@ -158,21 +162,26 @@ class PeerDialer:
                 data = resp.read(_BODY_LIMIT)
         except urllib.error.HTTPError as e:
             # CometBFT answers JSON-RPC errors with HTTP 500 and a JSON body.
-            data = e.read(_BODY_LIMIT)
+            transient = http_status_transient(e.code)
             try:
-                doc = json.loads(data)
-            except ValueError:
-                raise NotifyError(base, f"{path}: HTTP {e.code}", transient=e.code >= 500) from e
+                doc = json.loads(e.read(_BODY_LIMIT))
+            except (*TRANSPORT_ERRORS, ValueError):
+                raise NotifyError(base, f"{path}: HTTP {e.code}", transient=transient) from e
             if isinstance(doc, dict) and doc.get("error"):
                 return doc
-            raise NotifyError(base, f"{path}: HTTP {e.code}", transient=e.code >= 500) from e
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise NotifyError(base, f"{path}: not reachable ({reason})", transient=True) from e
+            raise NotifyError(base, f"{path}: HTTP {e.code}", transient=transient) from e
+        except TRANSPORT_ERRORS as e:
+            # Refused, reset, cut mid-answer, garbage instead of HTTP (BadStatusLine):
+            # a node restarting or a network fault, never a reason to stop the loop.
+            fault = classify(e)
+            reason = fault.reason if fault is not None else type(e).__name__
+            transient = fault.transient if fault is not None else True
+            raise NotifyError(base, f"{path}: not reachable ({reason})", transient=transient) from e
         try:
             return json.loads(data)
         except ValueError as e:
-            raise NotifyError(base, f"{path}: the answer is not JSON", transient=False) from e
+            # A cut or garbled body: the node may answer whole next time.
+            raise NotifyError(base, f"{path}: the answer is not JSON", transient=True) from e
 
 
 def _rpc_error_text(error: Any) -> str:

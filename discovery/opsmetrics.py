@@ -28,6 +28,14 @@ from discovery.state import DiscoveryState
 from discovery.types import NodeId
 
 NAMESPACE: Final = "ics_discovery"
+# The `part` label values of ics_discovery_faults_total (discovery.faults.Part).
+FAULT_PARTS: Final = (
+    "provider_stream",
+    "provider_queries",
+    "kubernetes",
+    "consumer_nodes",
+    "publishing",
+)
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,25 @@ class OperationsMetrics:
             "Times this replica gained or lost the leader Lease.",
             registry=r,
         )
+        self.faults = Counter(
+            f"{NAMESPACE}_faults",
+            "Failures of a part of the service (provider_stream, provider_queries, kubernetes, "
+            "consumer_nodes, publishing) by kind: transient (retried with backoff) or permanent "
+            "(needs a fix; /readyz names the part while it stands).",
+            ["part", "kind"],
+            registry=r,
+        )
+        self.part_failed = Gauge(
+            f"{NAMESPACE}_part_failed_permanently",
+            "1 while a part of the service has a permanent fault standing (it needs a fix; "
+            "/readyz names it), 0 otherwise.",
+            ["part"],
+            registry=r,
+        )
+        for part in FAULT_PARTS:
+            self.part_failed.labels(part=part).set(0)
+            for kind in ("transient", "permanent"):
+                self.faults.labels(part=part, kind=kind)
         for outcome in ("sent", "failed"):
             self.endpoint_publications.labels(outcome=outcome)
         for resource in ("loadbalancer", "configmaps", "workloads"):
@@ -212,6 +239,12 @@ class OperationsMetrics:
         self._event_height = 0
         self._resyncs = 0
         self._query_failures = 0
+
+    def observe_standing_faults(self, parts: Iterable[str]) -> None:
+        """Which parts have a permanent fault standing now (the others are set to 0)."""
+        failed = set(parts)
+        for part in FAULT_PARTS:
+            self.part_failed.labels(part=part).set(1 if part in failed else 0)
 
     def observe_state(self, state: DiscoveryState) -> None:
         self._collector.current.chains = chain_gauges(state)

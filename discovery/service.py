@@ -40,6 +40,7 @@ from chainmonitor.types import ChainSnapshot
 from discovery.api import ApiServer, TlsFiles
 from discovery.desired import DesiredChain, DesiredCluster, ExposurePolicy, desired_cluster
 from discovery.errors import DiscoveryError
+from discovery.faults import FaultLedger, Part, fault_of, publish_retry_delay, readiness
 from discovery.logs import configure_logging
 from discovery.metrics import Check, MetricsServer, ServiceMetrics
 from discovery.nodekey import derive_node_key, secret_from_environment
@@ -395,6 +396,9 @@ class DiscoveryService:
         self._moniker_node_ids_seen: set[OperatorAddress] = set()
         self._publishing: asyncio.Task[None] | None = None
         self._publish_retry_at = 0.0
+        self._publish_failures = 0
+        # Permanent faults still standing, per part (for /readyz and one log line each).
+        self.faults = FaultLedger()
 
     # --- triggers ------------------------------------------------------------
 
@@ -428,11 +432,33 @@ class DiscoveryService:
         return Check(True)
 
     def _ready(self) -> Check:
-        if self.stats.ready_at is None:
-            return Check(False, "no state computed yet")
-        if self._stopping.is_set():
-            return Check(False, "shutting down")
-        return Check(True, f"state at height {self.store.current.height}")
+        ok, detail = readiness(
+            computed=self.stats.ready_at is not None,
+            stopping=self._stopping.is_set(),
+            standing=self.standing_faults(),
+            height=self.store.current.height,
+        )
+        return Check(ok, detail)
+
+    def standing_faults(self) -> dict[Part, str]:
+        """Each part that failed permanently and has not worked since, with why."""
+        standing = self.faults.standing()
+        counters = self.monitor.counters
+        if counters.failing_permanently:
+            standing[Part.PROVIDER_QUERIES] = counters.last_query_failure
+        if counters.stream.failing_permanently:
+            standing[Part.PROVIDER_STREAM] = counters.stream.last_failure
+        return {part: standing[part] for part in Part if part in standing}
+
+    def _fault(self, part: Part, error: BaseException, key: str = "") -> None:
+        """Count a fault; log a permanent one once (until it is cleared by a success)."""
+        fault = fault_of(error)
+        self.metrics.ops.faults.labels(part=part.value, kind=fault.kind).inc()
+        if self.faults.record(part, fault, key):
+            log.error(
+                "part failed permanently; needs a fix",
+                extra={"part": part.value, "what": key, "error": fault.reason},
+            )
 
     # --- running ---------------------------------------------------------------
 
@@ -561,6 +587,9 @@ class DiscoveryService:
                 self.metrics.reconcile_duration.observe(self.clock() - started)
             if clean:
                 self._retry.reset()
+                # Every write and every consumer node worked this round.
+                self.faults.clear(Part.KUBERNETES)
+                self.faults.clear(Part.CONSUMER_NODES)
                 if self.stats.last_error:
                     log.info("reconcile recovered", extra={"after": self.stats.last_error})
                     self.stats.last_error = ""
@@ -570,6 +599,7 @@ class DiscoveryService:
 
     def _failed(self, e: DiscoveryError | LbManagerError) -> None:
         transient = bool(getattr(e, "transient", False))
+        self._fault(Part.CONSUMER_NODES if isinstance(e, NotifyError) else Part.KUBERNETES, e)
         self.stats.failures += 1
         self.metrics.reconcile_errors.labels(kind="transient" if transient else "permanent").inc()
         text = str(e)
@@ -700,6 +730,7 @@ class DiscoveryService:
             except PublishError as e:
                 clean = False
                 self.metrics.ops.kubernetes_write_errors.labels(resource="configmaps").inc()
+                self._fault(Part.KUBERNETES, e, f"configmap {cm.namespace}/{cm.name}")
                 problems[cm.chain_id] = str(e)
                 self._applied_configmaps.pop(key, None)
                 if self._publish_problems.get(cm.chain_id) != str(e):
@@ -709,6 +740,7 @@ class DiscoveryService:
                     )
                 continue
             self._applied_configmaps[key] = cm
+            self.faults.clear(Part.KUBERNETES, f"configmap {cm.namespace}/{cm.name}")
             for verb, n in (Counter(self.configmaps.writes) - before).items():
                 self._count("configmaps", n, verb)
             if outcome in (Outcome.CREATED, Outcome.UPDATED):
@@ -817,6 +849,7 @@ class DiscoveryService:
                     extra_labels=self.policy.consumer_pod_labels,
                 )
             except PublishError as e:
+                self._fault(Part.KUBERNETES, e, f"workloads {cm.namespace}/{chain.chain_id}")
                 log.warning(
                     "consumer restart not requested",
                     extra={"chain_id": chain.chain_id, "error": str(e)},
@@ -931,9 +964,11 @@ class DiscoveryService:
         for pod in pods:
             if not pod.ready or not pod.ips or self._dialed.get(pod.uid) == chain.peers_hash:
                 continue
+            where = f"pod {pod.namespace}/{pod.name}"
             try:
                 result = await self.dialer.dial(pod.ips[0], chain.chain_id, entries)
             except (NotifyError, DiscoveryError) as e:
+                self._fault(Part.CONSUMER_NODES, e, where)
                 log.warning(
                     "consumer node not dialed",
                     extra={
@@ -945,6 +980,7 @@ class DiscoveryService:
                 self._notified_metric(chain.chain_id, "dial", "failed")
                 clean = False
                 continue
+            self.faults.clear(Part.CONSUMER_NODES, where)
             if result.outcome is DialOutcome.DIALED:
                 self._notified_metric(chain.chain_id, "dial", "done")
                 self._dialed[pod.uid] = chain.peers_hash
@@ -991,6 +1027,20 @@ class DiscoveryService:
         self._publishing = asyncio.create_task(
             self._publish_own_endpoint(watch.ingress), name="publish-endpoint"
         )
+        self._publishing.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        """An error no layer classified (a bug) still fails publishing, with backoff, loudly."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        assert error is not None
+        self._publish_failures += 1
+        self._publish_retry_at = self.clock() + publish_retry_delay(
+            self._publish_failures, transient=False, resync_interval=self.settings.resync_interval
+        )
+        self.metrics.ops.endpoint_publications.labels(outcome="failed").inc()
+        self._fault(Part.PUBLISHING, error)
 
     async def _publish_own_endpoint(self, ingress: tuple[str, ...]) -> None:
         from chainmonitor.keys import load_signing_key
@@ -1028,8 +1078,14 @@ class DiscoveryService:
             if outcome is None:
                 raise last or ChainUnavailable("no provider gRPC endpoint")
         except (ChainMonitorError, DiscoveryError) as e:
-            delay = min(60.0, s.resync_interval)
+            self._publish_failures += 1
+            delay = publish_retry_delay(
+                self._publish_failures,
+                transient=bool(getattr(e, "transient", False)),
+                resync_interval=s.resync_interval,
+            )
             self._publish_retry_at = self.clock() + delay
+            self._fault(Part.PUBLISHING, e)
             error = str(e)
             if isinstance(e, InsufficientFees):
                 error += (
@@ -1037,9 +1093,14 @@ class DiscoveryService:
                     "raise it to the provider nodes' minimum-gas-prices)"
                 )
             self.metrics.ops.endpoint_publications.labels(outcome="failed").inc()
-            log.warning("publishing our endpoint failed", extra={"error": error})
+            log.warning(
+                "publishing our endpoint failed",
+                extra={"error": error, "transient": e.transient, "retry_in": round(delay, 1)},
+            )
             asyncio.get_running_loop().call_later(delay, self.wake, "ingress")
             return
+        self._publish_failures = 0
+        self.faults.clear(Part.PUBLISHING)
         if outcome.sent:
             self.metrics.ops.endpoint_publications.labels(outcome="sent").inc()
             log.info(
@@ -1125,6 +1186,7 @@ class DiscoveryService:
     async def _sync_counters(self) -> None:
         while True:
             self.metrics.observe_counters(self.monitor.counters, leading=self.leading)
+            self.metrics.ops.observe_standing_faults(p.value for p in self.standing_faults())
             await asyncio.sleep(_COUNTER_SYNC_SECONDS)
 
 

@@ -174,6 +174,18 @@ CASES = [
         expected=[{**JOB, "resource": "configmaps"}],
     ),
     Case(
+        "IcsDiscoveryPartFailedPermanently",
+        {
+            # Publishing refused for good since 6m: pending from then, firing after 10m.
+            _sel("ics_discovery_part_failed_permanently", part="publishing"): "0x5 1x25",
+            # A forbidden write fixed within minutes: no alert.
+            _sel("ics_discovery_part_failed_permanently", part="kubernetes"): "0x5 1x3 0x20",
+        },
+        quiet_at="14m",
+        fires_at="20m",
+        expected=[{**JOB, "part": "publishing"}],
+    ),
+    Case(
         "IcsDiscoveryNoLeader",
         {
             _sel("ics_discovery_leader"): "1x5 0x20",

@@ -201,10 +201,18 @@ class RunningService:
 
 @contextlib.asynccontextmanager
 async def running_service(
-    cluster: Cluster, *, identity: str | None = None, wait_ready: bool = True, **overrides: Any
+    cluster: Cluster,
+    *,
+    identity: str | None = None,
+    wait_ready: bool = True,
+    api: CountingApiClient | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[RunningService]:
-    """An in-process service for `cluster`, stopped (gracefully) at the end of the block."""
-    api = counting_client(cluster.plane.admin_client())
+    """An in-process service for `cluster`, stopped (gracefully) at the end of the block.
+
+    `api`: the Kubernetes client to give it (default: the cluster's admin credentials).
+    """
+    api = api or counting_client(cluster.plane.admin_client())
     service = DiscoveryService(
         cluster.settings(**overrides),
         api_client=api,
