@@ -233,6 +233,14 @@ def pod_counts(
     return out
 
 
+def live_dial_memory(
+    dialed: Mapping[str, str], pods: Mapping[str, Sequence[PodInfo]]
+) -> dict[str, str]:
+    """The dial memory (pod UID -> peers hash) of the pods that exist now. Pure."""
+    live = {p.uid for found in pods.values() for p in found}
+    return {uid: h for uid, h in dialed.items() if uid in live}
+
+
 def _lb_outcomes(report: ReconcileReport) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for c in report.chains:
@@ -863,8 +871,7 @@ class DiscoveryService:
             if c.notify is NotifyMode.RESTART
             for cm in c.configmaps
         )
-        live = {p.uid for found in pods.values() for p in found}
-        self._dialed = {uid: h for uid, h in self._dialed.items() if uid in live}
+        self._dialed = live_dial_memory(self._dialed, pods)
         for chain in desired.chains:
             if chain.notify in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT):
                 clean = await self._notify_operator(chain, full=full or recheck) and clean
