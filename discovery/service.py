@@ -1050,6 +1050,8 @@ class DiscoveryService:
         for pod in pods:
             if not pod.ready or not pod.ips or self._dialed.get(pod.uid) == chain.peers_hash:
                 continue
+            if not self.leading:  # dial_peers is a write too: only while the Lease is ours
+                return False
             try:
                 result = await self.dialer.dial(pod.ips[0], chain.chain_id, entries)
             except (NotifyError, DiscoveryError) as e:
