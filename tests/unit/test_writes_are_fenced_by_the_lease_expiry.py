@@ -205,3 +205,40 @@ def test_dial_memory_keeps_only_pods_that_exist() -> None:
     pods = {"c-1": [pod("uid-3")], "c-2": [pod("uid-7"), pod("new")]}
     assert live_dial_memory(dialed, pods) == {"uid-3": "h", "uid-7": "h"}
     assert live_dial_memory(dialed, {}) == {}
+
+
+def test_losing_leadership_stops_the_pod_watch_and_cancels_the_round() -> None:
+    clock = Clock()
+    svc = service(clock)
+    closed: list[bool] = []
+
+    async def forever() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    async def close() -> None:
+        closed.append(True)
+
+    svc.lb.run = forever  # type: ignore[method-assign]
+    svc.lb.close = close  # type: ignore[method-assign]
+
+    async def run() -> None:
+        lead_task = asyncio.create_task(svc._lead())
+        await asyncio.sleep(0)
+        assert svc._leading
+        svc._dialed = {"uid": "h"}
+
+        async def in_flight() -> bool:
+            await forever()
+            return True
+
+        svc._round = asyncio.create_task(in_flight())
+        lead_task.cancel()  # as the elector does when a renewal misses its deadline
+        with pytest.raises(asyncio.CancelledError):
+            await lead_task
+        assert not svc._leading
+        assert closed == [True]
+        assert svc._dialed == {}
+        await asyncio.sleep(0)
+        assert svc._round.cancelled()
+
+    asyncio.run(run())
