@@ -392,8 +392,10 @@ class DiscoveryService:
         self._dialed: dict[str, str] = {}
         # When the earliest restart hold-down ends, and the wake-up set for it.
         self._hold_down_wake: tuple[float, asyncio.TimerHandle] | None = None
-        # The round in flight (cancelled when leadership changes).
+        # The round in flight, and whether it writes (a leader's round is cancelled
+        # when leadership is lost).
         self._round: asyncio.Task[bool] | None = None
+        self._round_leading = False
         # Operator node resources: peers hash written per chain, and what status shows.
         self._operator_written: dict[str, str] = {}
         self._operator_problems: dict[str, str] = {}
@@ -581,7 +583,7 @@ class DiscoveryService:
 
     def _forget_leader_work(self) -> None:
         """Cancel leader work in flight and clear every per-leader memory."""
-        if self._round is not None and not self._round.done():
+        if self._round is not None and self._round_leading and not self._round.done():
             self._round.cancel()
         if self._publishing is not None and not self._publishing.done():
             self._publishing.cancel()
@@ -613,7 +615,7 @@ class DiscoveryService:
             started = self.clock()
             # A task of its own, so losing the Lease can cancel it (`_forget_leader_work`).
             round_task = asyncio.create_task(self._reconcile(snapshot, full=full), name="round")
-            self._round = round_task
+            self._round, self._round_leading = round_task, self.leading
             try:
                 await asyncio.wait({round_task})
             finally:
@@ -741,8 +743,9 @@ class DiscoveryService:
         if self.store.publish(state) or self.stats.ready_at is None:
             self.metrics.observe_state(state)
         if self.stats.ready_at is None:
-            self.stats.ready_at = self.clock()
+            # Serving first: a round cancelled at this await tries again next round.
             await self.api.set_serving(True)
+            self.stats.ready_at = self.clock()
         self._snapshot_seen_at = {
             h: t for h, t in self._snapshot_seen_at.items() if h > snapshot.height
         }

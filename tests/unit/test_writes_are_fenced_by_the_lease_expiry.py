@@ -175,6 +175,10 @@ def test_the_service_fences_its_writes_and_forgets_everything_on_leadership_chan
 
         svc._round = asyncio.create_task(in_flight())
         await asyncio.sleep(0)
+        svc._round_leading = False  # a follower's round goes on (it writes nothing)
+        svc._forget_leader_work()
+        assert not svc._round.done()
+        svc._round_leading = True
         svc._forget_leader_work()
         with pytest.raises(asyncio.CancelledError):
             await svc._round
@@ -232,6 +236,7 @@ def test_losing_leadership_stops_the_pod_watch_and_cancels_the_round() -> None:
             return True
 
         svc._round = asyncio.create_task(in_flight())
+        svc._round_leading = True
         lead_task.cancel()  # as the elector does when a renewal misses its deadline
         with pytest.raises(asyncio.CancelledError):
             await lead_task
