@@ -92,6 +92,18 @@ class InsufficientFees(PublishError):
         super().__init__(f"insufficient fees: {detail} (raise --gas-price)")
 
 
+class FeeTooHigh(PublishError):
+    """The computed fee exceeds the configured maximum: nothing was sent. Permanent."""
+
+    def __init__(self, fee: int, max_fee: int, denom: str) -> None:
+        self.fee = fee
+        self.max_fee = max_fee
+        super().__init__(
+            f"the fee would be {fee}{denom}, over the maximum of {max_fee}{denom} "
+            "(publish_max_fee): not sent"
+        )
+
+
 class UnauthorizedSigner(PublishError):
     """The key may not edit this validator (no authz grant for MsgEditValidator, not the operator).
 

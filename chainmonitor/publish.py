@@ -36,6 +36,7 @@ from chainmonitor.errors import (
     AuthzUnsupported,
     ChainMonitorError,
     ChainUnavailable,
+    FeeTooHigh,
     InsufficientFees,
     InvalidChainData,
     PublishError,
@@ -66,6 +67,8 @@ class ChainConnection:
     fee_denom: str = "stake"
     gas_price: float = 0.0
     gas_adjustment: float = 1.5
+    # The largest fee (in fee_denom) a transaction may cost; None: no limit.
+    max_fee: int | None = None
     commit_timeout: float = 60.0
     poll_interval: float = 0.2
 
@@ -163,6 +166,12 @@ def _rpc_error(what: str, e: grpc.RpcError) -> ChainMonitorError:
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return ChainUnavailable(f"{what}: {details}")
     return classify_failure(f"{what}: {details}")
+
+
+def fee_for(gas_used: int, gas_adjustment: float, gas_price: float) -> tuple[int, int]:
+    """Gas limit and fee amount for a transaction that simulated at `gas_used`. Pure."""
+    gas_limit = max(1, math.ceil(gas_used * gas_adjustment))
+    return gas_limit, math.ceil(gas_limit * gas_price)
 
 
 class EndpointPublisher:
@@ -300,8 +309,9 @@ class EndpointPublisher:
             gas_used = client.simulate_tx(signed(TxFee(gas_limit=0)))
         except grpc.RpcError as e:
             raise _rpc_error("simulating the transaction", e) from e
-        gas_limit = max(1, math.ceil(gas_used * c.gas_adjustment))
-        fee_amount = math.ceil(gas_limit * c.gas_price)
+        gas_limit, fee_amount = fee_for(gas_used, c.gas_adjustment, c.gas_price)
+        if c.max_fee is not None and fee_amount > c.max_fee:
+            raise FeeTooHigh(fee_amount, c.max_fee, c.fee_denom)
         amount = f"{fee_amount}{c.fee_denom}" if fee_amount else None
         tx = signed(TxFee(amount=amount, gas_limit=gas_limit))
         try:

@@ -232,8 +232,32 @@ class OperationsMetrics:
             self.part_failed.labels(part=part).set(0)
             for kind in ("transient", "permanent"):
                 self.faults.labels(part=part, kind=kind)
+        self.restarts_suppressed = Counter(
+            f"{NAMESPACE}_restarts_suppressed",
+            "Restarts of consumer workloads for new peers that had to wait, by chain and "
+            "reason (hold_down: rolled again too soon; configmap_not_written: the peers "
+            "ConfigMap with them is not written yet); counted once per peers hash and reason.",
+            ["chain_id", "reason"],
+            registry=r,
+        )
+        self.restarts_coalesced = Counter(
+            f"{NAMESPACE}_restarts_coalesced",
+            "Peers changes folded into a later restart of the consumer workloads (a waiting "
+            "restart replaced by one with newer peers), by chain.",
+            ["chain_id"],
+            registry=r,
+        )
+        self.endpoint_publication_refusals = Counter(
+            f"{NAMESPACE}_endpoint_publication_refusals",
+            "Times publishing our endpoint was refused, by reason (address_hold_down, "
+            "min_interval, max_fee); counted once per change of the refusal.",
+            ["reason"],
+            registry=r,
+        )
         for outcome in ("sent", "failed"):
             self.endpoint_publications.labels(outcome=outcome)
+        for reason in ("address_hold_down", "min_interval", "max_fee"):
+            self.endpoint_publication_refusals.labels(reason=reason)
         for resource in ("loadbalancer", "configmaps", "workloads"):
             self.kubernetes_write_errors.labels(resource=resource)
         self._event_height = 0

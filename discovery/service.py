@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from kubernetes import client
 
-from chainmonitor.errors import ChainMonitorError, ChainUnavailable, InsufficientFees
+from chainmonitor.errors import ChainMonitorError, ChainUnavailable, FeeTooHigh, InsufficientFees
 from chainmonitor.monitor import ChainMonitor, MonitorSettings
 from chainmonitor.queries import ChainQueries, FallbackQueries, GrpcQueries, RestQueries
 from chainmonitor.stream import EventStream, StreamSettings
@@ -57,12 +57,14 @@ from discovery.publish import (
     PublishError,
     RestartNotifier,
 )
+from discovery.publish_gate import MAX_FEE, Refusal, RefusalLog, publish_refusal
+from discovery.restarts import Action, RestartApplier, RestartResult
 from discovery.settings import NotifyMode, Settings
 from discovery.state import ChainView, DiscoveryState, StateStore
 from discovery.types import NodeId, OperatorAddress
 from lbmanager import LbManagerError, LbSettings, LoadBalancerController, ReconcileReport
 from lbmanager.kube import KubeRest, api_client_from_kubeconfig
-from lbmanager.leader import LeaderElector, LeaseConfig
+from lbmanager.leader import LeaderElector, LeaseConfig, NotLeader
 from lbmanager.pods import PodIndex, PodInfo
 
 if TYPE_CHECKING:
@@ -156,6 +158,7 @@ def publish_connections(settings: Settings) -> list[ChainConnection]:
             fee_denom=settings.publish_fee_denom,
             gas_price=settings.publish_gas_price,
             gas_adjustment=settings.publish_gas_adjustment,
+            max_fee=settings.publish_max_fee,
         )
         for target in settings.grpc_targets()
     ]
@@ -229,6 +232,14 @@ def pod_counts(
         ]
         out[chain.chain_id] = PodCount(ready=sum(1 for p in served if p.ready), total=len(served))
     return out
+
+
+def live_dial_memory(
+    dialed: Mapping[str, str], pods: Mapping[str, Sequence[PodInfo]]
+) -> dict[str, str]:
+    """The dial memory (pod UID -> peers hash) of the pods that exist now. Pure."""
+    live = {p.uid for found in pods.values() for p in found}
+    return {uid: h for uid, h in dialed.items() if uid in live}
 
 
 def _lb_outcomes(report: ReconcileReport) -> dict[str, str | None]:
@@ -305,6 +316,7 @@ class DiscoveryService:
         )
         self.configmaps = PeersConfigMapControl(self.rest)
         self.restarts = RestartNotifier(self.rest, settings.restart_scope())
+        self.restart_applier = RestartApplier(self.restarts, settings.restart_hold_down)
         self.dialer = PeerDialer(settings.consumer_rpc_port)
         self.operators = OperatorNotifier(self.rest)
         self.queries = queries if queries is not None else chain_queries(settings)
@@ -359,7 +371,7 @@ class DiscoveryService:
             self.rest,
             settings.service_namespace,
             settings.service_name,
-            lambda ingress: self.wake("ingress"),
+            self._ingress_changed,
         )
         # Operator node resources in the served namespaces: an edit wakes the loop.
         self.node_watches = [
@@ -383,8 +395,14 @@ class DiscoveryService:
         self._lb_outcomes: dict[str, str | None] = {}
         self._applied_configmaps: dict[tuple[str, str], PeersConfigMap] = {}
         self._publish_problems: dict[str, str] = {}
-        self._notified: dict[tuple[str, str], str] = {}
+        # Pod UID -> peers hash dialled (pruned to the pods that exist).
         self._dialed: dict[str, str] = {}
+        # When the earliest restart hold-down ends, and the wake-up set for it.
+        self._hold_down_wake: tuple[float, asyncio.TimerHandle] | None = None
+        # The round in flight, and whether it writes (a leader's round is cancelled
+        # when leadership is lost).
+        self._round: asyncio.Task[bool] | None = None
+        self._round_leading = False
         # Operator node resources: peers hash written per chain, and what status shows.
         self._operator_written: dict[str, str] = {}
         self._operator_problems: dict[str, str] = {}
@@ -399,6 +417,16 @@ class DiscoveryService:
         self._publish_failures = 0
         # Permanent faults still standing, per part (for /readyz and one log line each).
         self.faults = FaultLedger()
+        # Publishing limits: the ingress seen and since when, the last publication sent,
+        # and the refusal last reported (logged and counted once per change).
+        self._ingress_seen: tuple[str, ...] | None = None
+        self._ingress_since = 0.0
+        self._last_published_at: float | None = None
+        self._refusals = RefusalLog()
+        self._publish_wake: asyncio.TimerHandle | None = None
+        # Every write through our Kubernetes clients is fenced by the Lease.
+        self.rest.write_guard = self._fence
+        self.lb.reconciler.rest.write_guard = self._fence
 
     # --- triggers ------------------------------------------------------------
 
@@ -424,6 +452,20 @@ class DiscoveryService:
         if self.elector is None:
             return True
         return self._leading and self.elector.is_leader
+
+    def _fence(self, operation: str) -> None:
+        """Just before each Kubernetes write (in whatever thread makes it): refuse it unless
+        this replica leads and its Lease, by its own expiry, is surely still held."""
+        if self.elector is None:
+            return
+        if not self._leading:
+            raise NotLeader(self.elector.config.where, operation, "leadership given up")
+        self.elector.fence(operation)
+
+    def _ingress_changed(self, ingress: tuple[str, ...]) -> None:
+        if ingress != self._ingress_seen:
+            self._ingress_seen, self._ingress_since = ingress, self.clock()
+        self.wake("ingress")
 
     # --- health ----------------------------------------------------------------
 
@@ -552,7 +594,12 @@ class DiscoveryService:
         await self.elector.run(self._lead)
 
     async def _lead(self) -> None:
-        """The leader's own work: follow pods into EndpointSlices (the loop does the rest)."""
+        """The leader's own work: follow pods into EndpointSlices (the loop does the rest).
+
+        Leadership changing either way cancels the round in flight and clears every
+        memory of what "we" wrote: another leader may have written since.
+        """
+        self._forget_leader_work()
         self._leading = True
         self.metrics.ops.leadership_changes.inc()
         self.wake("leadership")
@@ -561,9 +608,32 @@ class DiscoveryService:
         finally:
             self.metrics.ops.leadership_changes.inc()
             self._leading = False
-            self._applied_lb = None
-            self._applied_configmaps.clear()
+            self._forget_leader_work()
             self.wake("leadership")
+            # The pod watch feeds only the leader: stop it (apply starts it again).
+            await self.lb.close()
+
+    def _forget_leader_work(self) -> None:
+        """Cancel leader work in flight and clear every per-leader memory."""
+        if self._round is not None and self._round_leading and not self._round.done():
+            self._round.cancel()
+        if self._publishing is not None and not self._publishing.done():
+            self._publishing.cancel()
+        for handle in (self._publish_wake, self._hold_down_wake and self._hold_down_wake[1]):
+            if handle:
+                handle.cancel()
+        self._publish_wake = self._hold_down_wake = None
+        self._applied_lb = None
+        self._lb_outcomes = {}
+        self._applied_configmaps.clear()
+        self._publish_problems = {}
+        self.restart_applier.reset()
+        self._dialed.clear()
+        self._operator_written.clear()
+        self._operator_problems.clear()
+        self._operator_nodes.clear()
+        self._publish_retry_at = 0.0
+        self._refusals = RefusalLog()
 
     async def _loop(self) -> None:
         while True:
@@ -575,16 +645,30 @@ class DiscoveryService:
             reasons, self._reasons = self._reasons, set()
             full, self._full_pending = self._full_pending, False
             started = self.clock()
+            # A task of its own, so losing the Lease can cancel it (`_forget_leader_work`).
+            round_task = asyncio.create_task(self._reconcile(snapshot, full=full), name="round")
+            self._round, self._round_leading = round_task, self.leading
             try:
-                clean = await self._reconcile(snapshot, full=full)
+                await asyncio.wait({round_task})
+            finally:
+                if not round_task.done():
+                    round_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await round_task
+                self._round = None
+                self.metrics.reconcile_duration.observe(self.clock() - started)
+            if round_task.cancelled():
+                # Leadership changed mid-round; that change already asked for a full round.
+                log.info("round cancelled: leadership changed")
+                continue
+            try:
+                clean = round_task.result()
             except (DiscoveryError, LbManagerError) as e:
                 clean = False
                 self._failed(e)
             else:
                 self.stats.reconciles += 1
                 self.stats.full_reconciles += int(full)
-            finally:
-                self.metrics.reconcile_duration.observe(self.clock() - started)
             if clean:
                 self._retry.reset()
                 # Every write and every consumer node worked this round.
@@ -695,8 +779,9 @@ class DiscoveryService:
         if self.store.publish(state) or self.stats.ready_at is None:
             self.metrics.observe_state(state)
         if self.stats.ready_at is None:
-            self.stats.ready_at = self.clock()
+            # Serving first: a round cancelled at this await tries again next round.
             await self.api.set_serving(True)
+            self.stats.ready_at = self.clock()
         self._snapshot_seen_at = {
             h: t for h, t in self._snapshot_seen_at.items() if h > snapshot.height
         }
@@ -820,6 +905,14 @@ class DiscoveryService:
             self._operator_problems.pop(chain_id, None)
             self._operator_nodes.pop(chain_id, None)
             self._operator_written.pop(chain_id, None)
+        # Bounded memories: only chains still in restart mode, only pods that exist.
+        self.restart_applier.retain(
+            (cm.namespace, c.chain_id)
+            for c in desired.chains
+            if c.notify is NotifyMode.RESTART
+            for cm in c.configmaps
+        )
+        self._dialed = live_dial_memory(self._dialed, pods)
         for chain in desired.chains:
             if chain.notify in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT):
                 clean = await self._notify_operator(chain, full=full or recheck) and clean
@@ -835,48 +928,85 @@ class DiscoveryService:
         return clean
 
     async def _restart(self, chain: DesiredChain) -> bool:
+        """Roll the chain's consumer workloads for its peers: only once the ConfigMap with
+        them is written, retried until made, at most once per hold-down (`restarts`)."""
         clean = True
         for cm in chain.configmaps:
-            key = (cm.namespace, chain.chain_id)
-            if self._notified.get(key) == cm.peers_hash:
-                continue
             before = sum(self.restarts.writes.values())
-            try:
-                report = await self.restarts.notify(
-                    chain.chain_id,
-                    cm.peers_hash,
-                    namespace=cm.namespace,
-                    extra_labels=self.policy.consumer_pod_labels,
-                )
-            except PublishError as e:
-                self._fault(Part.KUBERNETES, e, f"workloads {cm.namespace}/{chain.chain_id}")
-                log.warning(
-                    "consumer restart not requested",
-                    extra={"chain_id": chain.chain_id, "error": str(e)},
-                )
-                self.metrics.ops.kubernetes_write_errors.labels(resource="workloads").inc()
-                self._notified_metric(chain.chain_id, "restart", "failed")
-                clean = False
-                continue
+            result = await self.restart_applier.apply(
+                chain.chain_id,
+                cm.namespace,
+                cm.peers_hash,
+                configmap_written=self._applied_configmaps.get((cm.namespace, cm.name)) == cm,
+                now=self.clock(),
+                extra_labels=dict(self.policy.consumer_pod_labels),
+            )
             self._count("workloads", sum(self.restarts.writes.values()) - before)
-            self._notified_metric(chain.chain_id, "restart", "done", len(report.restarted))
-            self._notified_metric(chain.chain_id, "restart", "refused", len(report.refused))
-            self._notified_metric(chain.chain_id, "restart", "failed", len(report.failed))
-            for ref in report.restarted:
-                log.info(
-                    "consumer workload restarted for new peers",
-                    extra={"chain_id": chain.chain_id, "workload": str(ref)},
-                )
-            for ref, reason in (*report.refused, *report.failed):
-                log.warning(
-                    "consumer workload not restarted",
-                    extra={"chain_id": chain.chain_id, "workload": str(ref), "reason": reason},
-                )
-            if report.failed:
-                clean = False
-            else:
-                self._notified[key] = cm.peers_hash
+            self._report_restart(result, cm.peers_hash)
+            clean = result.clean and clean
         return clean
+
+    def _report_restart(self, result: RestartResult, peers_hash: str) -> None:
+        chain_id, step = result.chain_id, result.step
+        ops = self.metrics.ops
+        if step.coalesced:
+            ops.restarts_coalesced.labels(chain_id=chain_id).inc()
+        if step.action is Action.WAIT and step.newly_waiting:
+            ops.restarts_suppressed.labels(chain_id=chain_id, reason=step.reason).inc()
+            log.info(
+                "consumer restart waits",
+                extra={
+                    "chain_id": chain_id,
+                    "namespace": result.namespace,
+                    "reason": step.reason,
+                    "peers_hash": peers_hash[:12],
+                    "due_in": "" if step.due is None else f"{step.due - self.clock():.1f}",
+                },
+            )
+        if step.due is not None:
+            self._wake_at(step.due)
+        if result.error is not None:
+            self._fault(
+                Part.KUBERNETES, result.error, f"workloads {result.namespace}/{chain_id}"
+            )
+            log.warning(
+                "consumer restart not requested",
+                extra={"chain_id": chain_id, "error": str(result.error)},
+            )
+            ops.kubernetes_write_errors.labels(resource="workloads").inc()
+            self._notified_metric(chain_id, "restart", "failed")
+        report = result.report
+        if report is None:
+            return
+        self._notified_metric(chain_id, "restart", "done", len(report.restarted))
+        self._notified_metric(chain_id, "restart", "refused", len(report.refused))
+        self._notified_metric(chain_id, "restart", "failed", len(report.failed))
+        for ref in report.restarted:
+            log.info(
+                "consumer workload restarted for new peers",
+                extra={"chain_id": chain_id, "workload": str(ref), "peers_hash": peers_hash[:12]},
+            )
+        for ref, reason in (*report.refused, *report.failed):
+            log.warning(
+                "consumer workload not restarted",
+                extra={"chain_id": chain_id, "workload": str(ref), "reason": reason},
+            )
+
+    def _wake_at(self, due: float) -> None:
+        """Wake the loop when a restart hold-down ends (one timer: the earliest)."""
+        if self._hold_down_wake is not None:
+            at, handle = self._hold_down_wake
+            if at <= due and not handle.cancelled():
+                return
+            handle.cancel()
+
+        def fire() -> None:
+            self._hold_down_wake = None
+            self.wake("hold-down")
+
+        # A little late rather than early: the decision compares with the same clock.
+        delay = max(0.0, due - self.clock()) + 0.05
+        self._hold_down_wake = (due, asyncio.get_running_loop().call_later(delay, fire))
 
     async def _notify_operator(self, chain: DesiredChain, *, full: bool) -> bool:
         """Write the chain's peers into its operator node resource(s); True when they carry them."""
@@ -965,6 +1095,8 @@ class DiscoveryService:
             if not pod.ready or not pod.ips or self._dialed.get(pod.uid) == chain.peers_hash:
                 continue
             where = f"pod {pod.namespace}/{pod.name}"
+            if not self.leading:  # dial_peers is a write too: only while the Lease is ours
+                return False
             try:
                 result = await self.dialer.dial(pod.ips[0], chain.chain_id, entries)
             except (NotifyError, DiscoveryError) as e:
@@ -1006,6 +1138,8 @@ class DiscoveryService:
         watch = self.ingress_watch
         if not self.settings.publish_endpoint or watch is None or watch.ingress is None:
             return
+        if watch.ingress != self._ingress_seen:  # seen before its callback ran
+            self._ingress_seen, self._ingress_since = watch.ingress, self.clock()
         if self._publishing is not None and not self._publishing.done():
             return
         if self.clock() < self._publish_retry_at:
@@ -1023,6 +1157,24 @@ class DiscoveryService:
             self._publish_retry_at = self.clock() + self.settings.resync_interval
             return
         if details is None:
+            self._refusals.changed(None)
+            return
+        s = self.settings
+        refusal = publish_refusal(
+            now=self.clock(),
+            address_since=self._ingress_since,
+            last_published_at=self._last_published_at,
+            hold_down=s.publish_hold_down,
+            min_interval=s.publish_min_interval,
+        )
+        if refusal is not None:
+            self._refuse(refusal)
+            if refusal.retry_at is not None:
+                if self._publish_wake is not None:
+                    self._publish_wake.cancel()
+                self._publish_wake = asyncio.get_running_loop().call_later(
+                    max(0.0, refusal.retry_at - self.clock()) + 0.05, self.wake, "publish"
+                )
             return
         self._publishing = asyncio.create_task(
             self._publish_own_endpoint(watch.ingress), name="publish-endpoint"
@@ -1042,6 +1194,15 @@ class DiscoveryService:
         self.metrics.ops.endpoint_publications.labels(outcome="failed").inc()
         self._fault(Part.PUBLISHING, error)
 
+    def _refuse(self, refusal: Refusal) -> None:
+        """Report a refusal to publish: one log line and one count per change of reason."""
+        if self._refusals.changed(refusal):
+            self.metrics.ops.endpoint_publication_refusals.labels(reason=refusal.reason).inc()
+            log.info(
+                "our endpoint not published yet",
+                extra={"reason": refusal.reason, "detail": refusal.detail},
+            )
+
     async def _publish_own_endpoint(self, ingress: tuple[str, ...]) -> None:
         from chainmonitor.keys import load_signing_key
         from chainmonitor.publish import EndpointPublisher
@@ -1051,6 +1212,10 @@ class DiscoveryService:
         node_id = self.own_node_id
 
         def decide(current: Any) -> str | None:
+            # Runs in the signing thread just before the transaction is built: a
+            # replica that lost the Lease meanwhile sends nothing.
+            if not self.leading:
+                return None
             return endpoint_update(ingress, current.details, policy, node_id)
 
         try:
@@ -1077,6 +1242,11 @@ class DiscoveryService:
                     last = e
             if outcome is None:
                 raise last or ChainUnavailable("no provider gRPC endpoint")
+        except FeeTooHigh as e:
+            # Permanent for these settings: refused (once), tried again only at a resync.
+            self._publish_retry_at = self.clock() + s.resync_interval
+            self._refuse(Refusal(MAX_FEE, str(e)))
+            return
         except (ChainMonitorError, DiscoveryError) as e:
             self._publish_failures += 1
             delay = publish_retry_delay(
@@ -1101,7 +1271,9 @@ class DiscoveryService:
             return
         self._publish_failures = 0
         self.faults.clear(Part.PUBLISHING)
+        self._refusals.changed(None)
         if outcome.sent:
+            self._last_published_at = self.clock()
             self.metrics.ops.endpoint_publications.labels(outcome="sent").inc()
             log.info(
                 "published our endpoint on chain",

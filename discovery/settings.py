@@ -429,6 +429,37 @@ class Settings(BaseSettings):
         None,
     )
 
+    # --- restart hold-down and publishing limits (issue 14 part B) ---
+    restart_hold_down: float = _setting(
+        "consumer nodes",
+        "Restart mode: seconds after rolling a chain's consumer workloads before they are "
+        "rolled again. Peers that change within it are written to the ConfigMap at once; "
+        "the workloads are rolled once when it ends, with the latest peers. 0: no hold-down.",
+        60.0,
+        ge=0,
+    )
+    publish_max_fee: int = _setting(
+        "endpoint publication",
+        "Largest fee (in publish_fee_denom) one edit-validator may cost; a transaction "
+        "whose computed fee is higher is not sent.",
+        1_000_000,
+        ge=0,
+    )
+    publish_hold_down: float = _setting(
+        "endpoint publication",
+        "Seconds a new LoadBalancer address must stay unchanged before it is published.",
+        30.0,
+        ge=0,
+    )
+    publish_min_interval: float = _setting(
+        "endpoint publication",
+        "Seconds between two publications (a later change waits, then the latest address "
+        "is published).",
+        300.0,
+        ge=0,
+    )
+    # --- end of issue 14 part B settings ---
+
     # leader election
     leader_election: bool = _setting(
         "leader election",

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -97,6 +97,9 @@ class KubeRest:
         self.retry_delay = retry_delay
         self._lock = threading.Lock()
         self._writes = 0
+        # Called with the operation just before every write request (each attempt),
+        # in the calling thread; it raises to refuse the write (leader fencing).
+        self.write_guard: Callable[[str], None] | None = None
 
     @property
     def writes(self) -> int:
@@ -127,6 +130,9 @@ class KubeRest:
             auth_settings=_AUTH,
         )
         if method in WRITE_METHODS:
+            guard = self.write_guard
+            if guard is not None:
+                guard(f"{method} {path}")
             with self._lock:
                 self._writes += 1
         return self.api.call_api(*req, _request_timeout=timeout or self.timeout)

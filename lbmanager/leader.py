@@ -52,6 +52,35 @@ def micro_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class NotLeader(LbManagerError):
+    """A write was refused because this replica does not hold the Lease now (transient)."""
+
+    def __init__(self, lease: str, operation: str, problem: str) -> None:
+        super().__init__(
+            f"{operation} refused: not the leader of Lease {lease} ({problem})", transient=True
+        )
+        self.operation = operation
+
+
+def lease_problem(
+    *, leading: bool, now: float, last_renew: float, renew_deadline: float, lease_seconds: float
+) -> str | None:
+    """Why we may not write now, or None while the Lease is surely ours. Pure.
+
+    `last_renew` is our monotonic time when the last successful renewal *started*
+    (before the request left), so `last_renew + lease_seconds` is no later than
+    the expiry anyone else can measure from the renewTime we wrote. We stop at
+    the renew deadline, which comes before that expiry.
+    """
+    if not leading:
+        return "not holding it"
+    if now >= last_renew + lease_seconds:
+        return f"it expired {now - last_renew - lease_seconds:.1f}s ago"
+    if now - last_renew >= renew_deadline:
+        return f"not renewed for {now - last_renew:.1f}s (renew deadline {renew_deadline:g}s)"
+    return None
+
+
 class LeaseError(LbManagerError):
     """Leader election cannot work (for example RBAC forbids the Lease); permanent."""
 
@@ -204,7 +233,24 @@ class LeaderElector:
         Checked by the writing work before each write: it turns False on its own
         when renewals stall, even before the campaign loop notices.
         """
-        return self._leading and self.clock() - self._last_renew < self.config.renew_deadline
+        return self._problem() is None
+
+    def _problem(self) -> str | None:
+        held = self._observed.lease_duration_seconds if self._observed else 0
+        seconds = min(self.config.lease_duration, held) if held else self.config.lease_duration
+        return lease_problem(
+            leading=self._leading,
+            now=self.clock(),
+            last_renew=self._last_renew,
+            renew_deadline=self.config.renew_deadline,
+            lease_seconds=seconds,
+        )
+
+    def fence(self, operation: str) -> None:
+        """Raise `NotLeader` unless the Lease is surely ours now (call just before a write)."""
+        problem = self._problem()
+        if problem is not None:
+            raise NotLeader(self.config.where, operation, problem)
 
     @property
     def observed_holder(self) -> str:

@@ -344,15 +344,25 @@ class LoadBalancerController:
         self.sync_timeout_seconds = sync_timeout_seconds
         self.watcher: PodWatcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[set[ChainKey]] | None = None
+        # Chains whose pods changed since the last refresh. A set, not a queue: only
+        # "something changed for this chain" matters, so it never holds more than
+        # the exposed chains, however many pod events arrive while nobody reads it.
+        self.pending: set[ChainKey] = set()
+        self._pending_event: asyncio.Event | None = None
         self._apply_lock = asyncio.Lock()  # one apply (and watcher switch) at a time
         self.refreshes = 0
 
-    def _ensure_loop(self) -> asyncio.Queue[set[ChainKey]]:
-        if self._queue is None:
+    def _ensure_loop(self) -> asyncio.Event:
+        if self._pending_event is None:
             self._loop = asyncio.get_running_loop()
-            self._queue = asyncio.Queue()
-        return self._queue
+            self._pending_event = asyncio.Event()
+        return self._pending_event
+
+    def _mark(self, keys: set[ChainKey]) -> None:
+        """On the event loop: remember `keys` as changed (coalesced) and wake `run`."""
+        self.pending |= keys
+        if self._pending_event is not None:
+            self._pending_event.set()
 
     def _cached_pods(self, scope: PodScope) -> Sequence[PodInfo] | None:
         w = self.watcher
@@ -362,10 +372,10 @@ class LoadBalancerController:
 
     def _on_pods_changed(self, changes: Sequence[PodChange]) -> None:
         keys = self.reconciler.affected_keys(changes)
-        loop, queue = self._loop, self._queue
-        if keys and loop is not None and queue is not None:
+        loop = self._loop
+        if keys and loop is not None:
             with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-                loop.call_soon_threadsafe(queue.put_nowait, keys)
+                loop.call_soon_threadsafe(self._mark, keys)
                 if self.on_pods_changed is not None:
                     loop.call_soon_threadsafe(self.on_pods_changed, set(keys))
 
@@ -393,13 +403,15 @@ class LoadBalancerController:
 
     async def run(self) -> None:
         """Refresh slices of chains whose pods changed, until cancelled."""
-        queue = self._ensure_loop()
+        event = self._ensure_loop()
         loop = asyncio.get_running_loop()
         while True:
-            keys = set(await queue.get())
+            await event.wait()
             await asyncio.sleep(self.debounce_seconds)
-            while not queue.empty():
-                keys |= queue.get_nowait()
+            event.clear()
+            keys, self.pending = self.pending, set()
+            if not keys:
+                continue
             retry: set[ChainKey] = set()
             try:
                 report = await asyncio.to_thread(self.reconciler.refresh_endpoints, keys)
@@ -414,9 +426,12 @@ class LoadBalancerController:
                 if e.transient:
                     retry = keys
             if retry:
-                loop.call_later(self.retry_seconds, queue.put_nowait, retry)
+                loop.call_later(self.retry_seconds, self._mark, retry)
 
     async def close(self) -> None:
-        w, self.watcher = self.watcher, None
-        if w is not None:
-            await asyncio.to_thread(w.stop)
+        """Stop the pod watch and forget pending changes (`apply` starts it again)."""
+        async with self._apply_lock:
+            w, self.watcher = self.watcher, None
+            self.pending.clear()
+            if w is not None:
+                await asyncio.to_thread(w.stop)

@@ -96,6 +96,10 @@ class Cluster:
             "lease_duration": 4.0,
             "renew_deadline": 3.0,
             "retry_period": 0.5,
+            # No restart hold-down or publishing limits unless a test is about them.
+            "restart_hold_down": 0.0,
+            "publish_hold_down": 0.0,
+            "publish_min_interval": 0.0,
             "log_format": "text",
             # Test endpoints are documentation and loopback-network addresses.
             "endpoint_profile": "testnet",

@@ -137,6 +137,10 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
             "publishing.feeDenom": "uatom",
             "publishing.gasPrice": 0.0025,
             "publishing.gasAdjustment": 1.3,
+            "publishing.maxFee": 2500000,
+            "publishing.holdDown": 12.5,
+            "publishing.minInterval": 900,
+            "consumers.restartHoldDown": 45,
             "publishing.nodeId": "AB" * 20,
             "leaderElection.leaseName": "ics-lease",
             "leaderElection.leaseDuration": 20,
@@ -190,6 +194,8 @@ def test_every_service_setting_value_arrives_unchanged(monkeypatch: pytest.Monke
     assert s.publish_authz_granter == "cosmos1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnrk363e"
     assert (s.publish_fee_denom, s.publish_gas_price) == ("uatom", 0.0025)
     assert s.publish_gas_adjustment == 1.3
+    assert (s.publish_max_fee, s.publish_hold_down, s.publish_min_interval) == (2500000, 12.5, 900)
+    assert s.restart_hold_down == 45
     assert s.publish_node_id == "ab" * 20
     assert s.node_key_secret_env is None
     assert s.peers_namespaces == []
