@@ -560,10 +560,10 @@ def serve(root: Path, mode: str, rootless: bool, wait: float) -> int:
         t0 = time.monotonic()
         ln.build()
         doc = ln.wait_converged(wait)
-        state["phase"] = "ready"
-        write_state(root, state)
         print(summary(doc), flush=True)
         say(f"ready in {time.monotonic() - t0:.0f}s")
+        state["phase"] = "ready"
+        write_state(root, state)
         stop.wait()
     except BaseException as e:
         state["phase"] = "failed"
@@ -635,12 +635,12 @@ def follow(root: Path, log: Path, proc: subprocess.Popen[bytes]) -> int:
     offset = 0
     while True:
         exited = proc.poll()
-        data = log.read_bytes()
+        phase = (read_state(root) or {}).get("phase")
+        data = log.read_bytes()  # after the phase: all that was said before it is here
         if len(data) > offset:
             sys.stdout.write(data[offset:].decode(errors="replace"))
             sys.stdout.flush()
             offset = len(data)
-        phase = (read_state(root) or {}).get("phase")
         if phase == "ready":
             say(f"running; logs in {root / 'logs'}")
             say("status: python scripts/localnet.py status [--json]   stop: make localnet-down")

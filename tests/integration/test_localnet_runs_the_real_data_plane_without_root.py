@@ -118,7 +118,6 @@ def consumer_address(pubkey_json: str) -> str:
 
 def test_localnet_up_status_down(workdir: Path) -> None:
     before_net = netlab.root_network_state()
-    before_ns = netlab.list_namespaces()
     state = workdir / "ln"
     rootless = userns_allowed_for_nobody()
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(workdir)}
@@ -150,6 +149,10 @@ def test_localnet_up_status_down(workdir: Path) -> None:
         if rootless:
             assert "user namespace" in up.stdout
         supervisor = int(json.loads((state / "state.json").read_text())["supervisor"])
+        ours = netlab.run_prefix(supervisor)
+        # Without root the namespaces live in the user namespace's own /run, not the host's.
+        hosted = [n for n in netlab.list_namespaces() if n.startswith(ours)]
+        assert (hosted == []) is rootless, hosted
 
         shown = localnet("status", "--json", user=rootless, timeout=300)
         assert shown.returncode == 0, shown
@@ -206,5 +209,5 @@ def test_localnet_up_status_down(workdir: Path) -> None:
     assert down.returncode == 0, f"{down.stdout}\n{down.stderr}"
     assert pids_alive([supervisor]) == []
     assert processes_mentioning(f"{state}/") == []
-    assert netlab.list_namespaces() == before_ns
+    assert [n for n in netlab.list_namespaces() if n.startswith(ours)] == []
     assert netlab.root_network_state() == before_net
