@@ -295,7 +295,7 @@ class Localnet:
         say(f"{ASSIGNED}'s validator assigns the consumer a consensus key of its own: {key}")
         say(f"launching consumer chain {CONSUMER_CHAIN_ID}; all three validators opt in")
         consumer.consumer_id = chain.launch_consumer(
-            CONSUMER_CHAIN_ID, [0, 1, 2], spawn_delay=6.0, assign_keys={index[ASSIGNED]: key}
+            CONSUMER_CHAIN_ID, [0, 1, 2], spawn_delay=None, assign_keys={index[ASSIGNED]: key}
         )
         consumer.prepare(chain, {n: (chain.validators[index[n]], pods[n].netns,
                                      str(pods[n].address)) for n in NAMES})  # fmt: skip
@@ -461,8 +461,8 @@ def wire_problems(doc: dict[str, Any]) -> list[str]:
 
     Every node at height >= 3 with exactly the other clusters' nodes as peers, its
     outbound peers dialled at their LoadBalancer addresses, every validator's
-    published endpoint naming its LoadBalancer address and node ID, and the latest
-    block signed by every validator.
+    published endpoint naming its LoadBalancer address and node ID, one validator per
+    cluster, and the latest block signed by all of them.
     """
     out: list[str] = []
     clusters = doc["clusters"]
@@ -485,6 +485,8 @@ def wire_problems(doc: dict[str, Any]) -> list[str]:
     commit = doc.get("last_commit", {})
     if not commit.get("signers") or commit["signers"] != commit.get("validators"):
         out.append(f"last block not signed by every validator: {commit}")
+    elif len(commit["validators"]) != len(clusters):
+        out.append(f"{len(commit['validators'])} validators, not one per cluster: {commit}")
     return out
 
 

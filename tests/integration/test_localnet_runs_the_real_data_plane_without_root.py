@@ -59,15 +59,22 @@ def readable_tools(folder: Path) -> Path:
         return src
 
     def link(s: str, d: str) -> None:
+        # A hard link shares the file's mode: only for files `nobody` may already use.
+        s = os.path.realpath(s)  # bin/ holds symbolic links into the cache
+        mode = os.stat(s).st_mode
+        usable = mode & 0o004 and (mode & 0o001 or not mode & 0o100)
         try:
+            if not usable:
+                raise PermissionError(s)
             os.link(s, d)
         except OSError:
             shutil.copy2(s, d)
+            os.chmod(d, mode | (0o555 if mode & 0o100 else 0o444))
 
     dst = folder / "tools"
     shutil.copytree(src, dst, copy_function=link)
-    for p in [dst, *dst.rglob("*")]:
-        p.chmod(p.stat().st_mode | 0o555 if p.is_dir() else p.stat().st_mode | 0o444)
+    for p in [dst, *(d for d in dst.rglob("*") if d.is_dir())]:
+        p.chmod(p.stat().st_mode | 0o555)
     return dst
 
 
@@ -197,13 +204,13 @@ def test_localnet_up_status_down(workdir: Path) -> None:
         assigned = consumer_address(doc["assigned_key"]["charlie"])
         assert clusters["charlie"]["validator_address"] == assigned
         assert assigned in commit["signers"]
-        provider_keys = [
+        provider_keys = {
             json.loads(p.read_text())["address"]
             for p in (state / "chain").rglob("priv_validator_key.json")
-        ]
+        }
         assert len(provider_keys) == 3
         assert assigned not in provider_keys
-        assert {clusters[c]["validator_address"] for c in ("alice", "bob")} <= set(provider_keys)
+        assert {clusters[c]["validator_address"] for c in ("alice", "bob")} <= provider_keys
     finally:
         down = localnet("down", user=rootless, timeout=900)
     assert down.returncode == 0, f"{down.stdout}\n{down.stderr}"

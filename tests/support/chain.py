@@ -914,7 +914,7 @@ class ProviderChain:
         consumer_chain_id: str,
         validators: Sequence[ProviderValidator | int] | None = None,
         owner: ProviderValidator | int = 0,
-        spawn_delay: float = 2.0,
+        spawn_delay: float | None = 2.0,
         timeout: float = 60,
         assign_keys: Mapping[int, str] | None = None,
     ) -> str:
@@ -922,6 +922,8 @@ class ProviderChain:
 
         `assign_keys` (validator index -> consumer consensus public key, as JSON)
         assigns those validators a key of their own on the consumer, before they opt in.
+        With `spawn_delay=None` the spawn time is set only once every opt-in (and key
+        assignment) is in a block: all of them are in the initial validator set.
 
         The provider launches at the first block past the spawn time if a
         validator has opted in by then; otherwise it moves the chain back to
@@ -935,7 +937,11 @@ class ProviderChain:
         ]
         if not chosen:
             raise TestBedError("a consumer chain cannot launch without an opted-in validator")
-        spawn = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=spawn_delay)
+        spawn = (
+            None
+            if spawn_delay is None
+            else dt.datetime.now(dt.UTC) + dt.timedelta(seconds=spawn_delay)
+        )
         consumer_id, _ = self.create_consumer(owner, consumer_chain_id, spawn)
         keys = dict(assign_keys or {})
 
@@ -949,7 +955,7 @@ class ProviderChain:
         phase = self.wait_for_consumer_phase(
             consumer_id,
             ("CONSUMER_PHASE_LAUNCHED", "CONSUMER_PHASE_REGISTERED"),
-            timeout=spawn_delay + timeout,
+            timeout=(spawn_delay or 0) + timeout,
         )
         if phase == "CONSUMER_PHASE_REGISTERED":
             self.set_consumer_spawn_time(
