@@ -45,7 +45,12 @@ async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
         client.AppsV1Api(c.plane.admin_client()).create_namespaced_stateful_set(
             c.namespace, consumer_statefulset("consumer", chain_id)
         )
-    consumer_id = await asyncio.to_thread(provider.launch_consumer, chain_id)
+    consumer_id = await asyncio.to_thread(
+        # Spawn only once all three opted in: each must be in the initial validator set.
+        provider.launch_consumer,
+        chain_id,
+        spawn_delay=None,
+    )
     kubelets: list[StandInKubelet] = []
     services: dict[str, Process] = {}
     consumer = ConsumerChain(chain_id, consumer_id, tmp_path / "consumer")
