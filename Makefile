@@ -12,10 +12,11 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make test        install what is needed and run the whole test suite"
-	@echo "make localnet    three local clusters + provider chain + ics-discovery, converging (no Docker)"
-	@echo "make localnet-down  stop everything make localnet started"
-	@echo "make install     virtualenv + editable install with dev tools (pinned by requirements.lock)"
-	@echo "make lock        regenerate requirements.lock from pyproject.toml"
+	@echo "make localnet    three clusters on one L2 network, kube-proxy, MetalLB, provider chain,"
+	@echo "                 ics-discovery and a consumer chain making blocks (root or user namespaces;"
+	@echo "                 LOCALNET_MODE=dial for dial mode)"
+	@echo "make localnet-down  stop everything make localnet started (processes, namespaces)"
+	@echo "make install     virtualenv + editable install with dev tools"
 	@echo "make tools       build/install external binaries (cached outside the repo)"
 	@echo "make tools-path  print the directory holding those binaries"
 	@echo "make lint        ruff (checks and formatting) + mypy strict + import contracts"
@@ -77,9 +78,10 @@ test-unit: install
 
 ci: install tools lint test
 
-# Local testnet without Docker: state, logs and pids under ./localnet/.
+# Local testnet without Docker: state and logs under ./localnet/ (scripts/localnet.py).
+LOCALNET_MODE ?= restart
 localnet: install tools
-	ICS_TOOLS_BIN="$$(scripts/tools.sh --path)" $(BIN)/python scripts/localnet.py up
+	ICS_TOOLS_BIN="$$(scripts/tools.sh --path)" $(BIN)/python scripts/localnet.py up --mode $(LOCALNET_MODE)
 
 localnet-down:
 	$(BIN)/python scripts/localnet.py down

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,14 +29,15 @@ from chainmonitor.queries import GrpcQueries
 from chainmonitor.stream import EventStream, StreamSettings, StreamSignal
 from chainmonitor.types import ChainSnapshot
 from tests.support.chain import (
-    DAEMON,
-    KEYRING,
     ProviderChain,
     ProviderNode,
     ProviderValidator,
     update_toml,
 )
-from tests.support.procs import TestBedError, tool
+
+# Moved to tests/support/chain.py (localnet uses them too); still importable from here.
+from tests.support.chain import export_key_hex as export_key_hex
+from tests.support.chain import write_key_file as write_key_file
 
 FAST_MONITOR = MonitorSettings(settle=0.01, resync_interval=3600.0)
 FAST_STREAM = StreamSettings(ping_interval=5.0, silence_timeout=10.0, healthy_after=5.0)
@@ -116,44 +115,6 @@ def details_of(snapshot: ChainSnapshot, validator: ProviderValidator) -> str | N
 
 
 # ---- keys ------------------------------------------------------------------------
-
-
-def export_key_hex(chain: ProviderChain, validator: ProviderValidator) -> str:
-    """The validator account's secp256k1 private key, hex, from its node's test keyring."""
-    done = subprocess.run(
-        [
-            str(tool(DAEMON)),
-            "keys",
-            "export",
-            validator.key_name,
-            "--unarmored-hex",
-            "--unsafe",
-            *KEYRING,
-            "--home",
-            str(validator.node.home),
-        ],
-        input="y\n",
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise TestBedError(f"keys export {validator.key_name}: {done.stderr.strip()[-500:]}")
-    # The confirmation prompt goes to stderr; stdout is the key alone.
-    key = done.stdout.strip().splitlines()[-1].strip()
-    if len(key) != 64:
-        raise TestBedError(f"keys export {validator.key_name}: unexpected output shape")
-    return key
-
-
-def write_key_file(folder: Path, name: str, key_hex: str) -> Path:
-    """A key file only its owner can read, as `endpoint publish` requires."""
-    path = folder / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key_hex + "\n")
-    return path
 
 
 # ---- a chain whose event bus gives up on slow clients quickly --------------------

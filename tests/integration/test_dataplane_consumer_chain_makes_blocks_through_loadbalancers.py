@@ -103,7 +103,12 @@ async def test_consumer_chain_makes_blocks_with_peers_through_the_loadbalancers(
 ) -> None:
     provider = provider_chain3
     chain_id = f"dataplane-{secrets.token_hex(3)}-1"
-    consumer_id = await asyncio.to_thread(provider.launch_consumer, chain_id)
+    consumer_id = await asyncio.to_thread(
+        # Spawn only once all three opted in: each must be in the initial validator set.
+        provider.launch_consumer,
+        chain_id,
+        spawn_delay=None,
+    )
     try:
         await check_consumer_chain(bed, provider, chain_id, consumer_id, tmp_path)
     finally:

@@ -56,7 +56,12 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
             c.namespace, consumer_statefulset("consumer", chain_id)
         )
 
-    consumer_id = await asyncio.to_thread(provider.launch_consumer, chain_id)
+    consumer_id = await asyncio.to_thread(
+        # Spawn only once all three opted in: each must be in the initial validator set.
+        provider.launch_consumer,
+        chain_id,
+        spawn_delay=None,
+    )
     kubelets: list[StandInKubelet] = []
     consumer = ConsumerChain(chain_id, consumer_id, tmp_path / "consumer")
     try:

@@ -9,9 +9,7 @@ through their LoadBalancer addresses.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +17,9 @@ import pytest
 from kubernetes import client
 
 from discovery.nodekey import derive_node_key, encode_node_key, secret_from_environment
-from tests.integration.chainmonitor_support import export_key_hex, write_key_file
 from tests.support import dataplane
+from tests.support.chain import export_key_hex, write_key_file
 from tests.support.consumer import RPC_PORT, ConsumerChain, node_rpc
-from tests.support.kube import write_kubeconfig
 from tests.support.kubelet import StandInKubelet, consumer_statefulset
 from tests.support.procs import Process
 from tests.support.service_fixtures import SERVICE_NAME, Cluster, eventually
@@ -37,50 +34,6 @@ def wire(clusters: list[Cluster], tmp_path: Path) -> Iterator[dataplane.DataPlan
         yield dp
 
 
-def start_service_in_node(
-    dp: dataplane.DataPlane, c: Cluster, folder: Path, key_file: Path, secret_env: str,
-    secret: str,
-) -> Process:  # fmt: skip
-    """`ics-discovery run` in the node namespace; apiserver and provider node through relays."""
-    cdp = dp.clusters[c.name]
-    node = c.node
-    cdp.relay("provider-rpc", node.ports.rpc, node.ports.rpc)
-    cdp.relay("provider-grpc", node.ports.grpc, node.ports.grpc)
-    kubeconfig = folder / f"{c.name}-service.kubeconfig"
-    write_kubeconfig(kubeconfig, c.name, "https://127.0.0.1:6443", c.plane.pki_ca,
-                     c.plane.admin_token)  # fmt: skip
-    settings = {
-        "kubeconfig": str(kubeconfig),
-        "provider_rpc_urls": [f"http://127.0.0.1:{node.ports.rpc}"],
-        "provider_grpc_urls": [f"127.0.0.1:{node.ports.grpc}"],
-        "operator_address": c.validator.operator,
-        "service_name": SERVICE_NAME,
-        "service_namespace": c.namespace,
-        "consumer_namespace": c.namespace,
-        "grpc_listen": "127.0.0.1:0",
-        "metrics_listen": "127.0.0.1:0",
-        "leader_election": False,
-        "log_format": "text",
-        "notify_default": "dial",
-        # A Kind-like network: private LoadBalancer addresses, as on a testnet.
-        "endpoint_profile": "testnet",
-        "consumer_rpc_port": RPC_PORT,
-        "publish_endpoint": True,
-        "publish_key_file": str(key_file),
-        "node_key_secret_env": secret_env,
-    }
-    config = folder / f"{c.name}-service.json"
-    config.write_text(json.dumps(settings))
-    proc = dp.net.start(
-        f"ics-discovery-{c.name}",
-        dp.net.node_netns(c.name),
-        [str(Path(sys.executable).parent / "ics-discovery"), "run", "--config", str(config)],
-        env={secret_env: secret},
-    )
-    cdp.processes.append(proc)
-    return proc
-
-
 async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
     clusters: list[Cluster], wire: dataplane.DataPlane, tmp_path: Path
 ) -> None:
@@ -92,7 +45,12 @@ async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
         client.AppsV1Api(c.plane.admin_client()).create_namespaced_stateful_set(
             c.namespace, consumer_statefulset("consumer", chain_id)
         )
-    consumer_id = await asyncio.to_thread(provider.launch_consumer, chain_id)
+    consumer_id = await asyncio.to_thread(
+        # Spawn only once all three opted in: each must be in the initial validator set.
+        provider.launch_consumer,
+        chain_id,
+        spawn_delay=None,
+    )
     kubelets: list[StandInKubelet] = []
     services: dict[str, Process] = {}
     consumer = ConsumerChain(chain_id, consumer_id, tmp_path / "consumer")
@@ -113,7 +71,21 @@ async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
                 StandInKubelet(c.plane.admin_client(), c.namespace, "consumer", chain_id,
                                c.name, consumer, net, pods[c.name], mode="dial").start()
             )  # fmt: skip
-            services[c.name] = start_service_in_node(wire, c, tmp_path, key_file, env, secret)
+            services[c.name] = dataplane.start_service_in_node(
+                wire, c.name, c.node, tmp_path,
+                {
+                    "operator_address": c.validator.operator,
+                    "service_name": SERVICE_NAME,
+                    "service_namespace": c.namespace,
+                    "consumer_namespace": c.namespace,
+                    "notify_default": "dial",
+                    "consumer_rpc_port": RPC_PORT,
+                    "publish_endpoint": True,
+                    "publish_key_file": str(key_file),
+                    "node_key_secret_env": env,
+                },
+                env={env: secret},
+            )  # fmt: skip
         ids = {c.name: consumer.nodes[c.name].node_id for c in clusters}
         probers = {c.name: net.prober(net.node_netns(c.name)) for c in clusters}
         why = [""]

@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -896,6 +897,12 @@ class ProviderChain:
     def opt_in(self, validator: ProviderValidator | int, consumer_id: str) -> TxResult:
         return self.tx(validator, "provider", "opt-in", consumer_id)
 
+    def assign_consensus_key(
+        self, validator: ProviderValidator | int, consumer_id: str, pubkey_json: str
+    ) -> TxResult:
+        """`tx provider assign-consensus-key`: the validator signs the consumer with this key."""
+        return self.tx(validator, "provider", "assign-consensus-key", consumer_id, pubkey_json)
+
     def opt_out(self, validator: ProviderValidator | int, consumer_id: str) -> TxResult:
         return self.tx(validator, "provider", "opt-out", consumer_id)
 
@@ -907,10 +914,16 @@ class ProviderChain:
         consumer_chain_id: str,
         validators: Sequence[ProviderValidator | int] | None = None,
         owner: ProviderValidator | int = 0,
-        spawn_delay: float = 2.0,
+        spawn_delay: float | None = 2.0,
         timeout: float = 60,
+        assign_keys: Mapping[int, str] | None = None,
     ) -> str:
         """Create a consumer spawning in `spawn_delay` s, opt `validators` in, wait for LAUNCHED.
+
+        `assign_keys` (validator index -> consumer consensus public key, as JSON)
+        assigns those validators a key of their own on the consumer, before they opt in.
+        With `spawn_delay=None` the spawn time is set only once every opt-in (and key
+        assignment) is in a block: all of them are in the initial validator set.
 
         The provider launches at the first block past the spawn time if a
         validator has opted in by then; otherwise it moves the chain back to
@@ -924,14 +937,25 @@ class ProviderChain:
         ]
         if not chosen:
             raise TestBedError("a consumer chain cannot launch without an opted-in validator")
-        spawn = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=spawn_delay)
+        spawn = (
+            None
+            if spawn_delay is None
+            else dt.datetime.now(dt.UTC) + dt.timedelta(seconds=spawn_delay)
+        )
         consumer_id, _ = self.create_consumer(owner, consumer_chain_id, spawn)
+        keys = dict(assign_keys or {})
+
+        def join(v: ProviderValidator) -> None:
+            if v.index in keys:
+                self.assign_consensus_key(v, consumer_id, keys[v.index])
+            self.opt_in(v, consumer_id)
+
         with ThreadPoolExecutor(len(chosen)) as pool:
-            list(pool.map(lambda v: self.opt_in(v, consumer_id), chosen))
+            list(pool.map(join, chosen))
         phase = self.wait_for_consumer_phase(
             consumer_id,
             ("CONSUMER_PHASE_LAUNCHED", "CONSUMER_PHASE_REGISTERED"),
-            timeout=spawn_delay + timeout,
+            timeout=(spawn_delay or 0) + timeout,
         )
         if phase == "CONSUMER_PHASE_REGISTERED":
             self.set_consumer_spawn_time(
@@ -946,6 +970,44 @@ class ProviderChain:
         path = folder / f"{stem}-{time.monotonic_ns()}.json"
         path.write_text(json.dumps(doc, indent=1))
         return path
+
+
+def export_key_hex(chain: ProviderChain, validator: ProviderValidator) -> str:
+    """The validator account's secp256k1 private key, hex, from its node's test keyring."""
+    done = subprocess.run(
+        [
+            str(tool(DAEMON)),
+            "keys",
+            "export",
+            validator.key_name,
+            "--unarmored-hex",
+            "--unsafe",
+            *KEYRING,
+            "--home",
+            str(validator.node.home),
+        ],
+        input="y\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise TestBedError(f"keys export {validator.key_name}: {done.stderr.strip()[-500:]}")
+    # The confirmation prompt goes to stderr; stdout is the key alone.
+    key = done.stdout.strip().splitlines()[-1].strip()
+    if len(key) != 64:
+        raise TestBedError(f"keys export {validator.key_name}: unexpected output shape")
+    return key
+
+
+def write_key_file(folder: Path, name: str, key_hex: str) -> Path:
+    """A key file only its owner can read, as `endpoint publish` requires."""
+    path = folder / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key_hex + "\n")
+    return path
 
 
 def _fast_test_genesis(genesis: dict[str, Any]) -> None:

@@ -6,8 +6,9 @@ provider's IBC client and consensus state, the initial validator set). This
 module takes it with the provider's `consumer-genesis` query, puts it into a
 genesis made by `interchain-security-cd init` (`consumer_genesis`, pure), and
 prepares one node home per validator: that validator's consensus key (the
-provider's `priv_validator_key.json`; no key is assigned), a node key of its
-own. Each node runs inside a namespace of a `netlab.Network` (a consumer pod),
+provider's `priv_validator_key.json`, or a key of the consumer's own that the
+validator assigned with `assign-consensus-key` before launch: `new_consensus_key`),
+a node key of its own. Each node runs inside a namespace of a `netlab.Network` (a consumer pod),
 so every node can keep CometBFT's default ports; it listens on its pod address.
 
 Where a node's peers come from is the caller's choice (`persistent_peers`); the
@@ -110,6 +111,8 @@ class ConsumerChain:
     nodes: dict[str, ConsumerNode] = field(default_factory=dict)
     timeout_commit: str = "200ms"
     started: list[int] = field(default_factory=list)
+    # cluster -> the consumer consensus public key (JSON) assigned to its validator.
+    assigned_keys: dict[str, str] = field(default_factory=dict)
 
     def _cli(self, *args: str, home: Path) -> str:
         done = subprocess.run(
@@ -123,6 +126,19 @@ class ConsumerChain:
             raise TestBedError(f"{DAEMON} {' '.join(args)}: {done.stderr.strip()[-2000:]}")
         return done.stdout
 
+    def new_consensus_key(self, cluster: str) -> str:
+        """A consensus key of the consumer's own for `cluster`'s node (in its home, made now).
+
+        Returns its public key as `tx provider assign-consensus-key` takes it
+        (`tendermint show-validator`); `prepare` keeps it instead of copying the
+        provider's key. Call it before the consumer launches and assign the key then.
+        """
+        home = self.workdir / cluster
+        self._cli("init", cluster, "--chain-id", self.chain_id, home=home)
+        pubkey = self._cli("tendermint", "show-validator", home=home).strip()
+        self.assigned_keys[cluster] = pubkey
+        return pubkey
+
     def prepare(
         self,
         provider: ProviderChain,
@@ -133,14 +149,15 @@ class ConsumerChain:
         genesis: dict[str, Any] | None = None
         for cluster, (validator, netns, address) in placement.items():
             home = self.workdir / cluster
-            self._cli(
-                "init", f"{cluster}-{validator.moniker}", "--chain-id", self.chain_id, home=home
-            )
-            # The validator signs with its provider consensus key (no key assignment).
-            shutil.copyfile(
-                validator.node.home / "config" / "priv_validator_key.json",
-                home / "config" / "priv_validator_key.json",
-            )
+            assigned = cluster in self.assigned_keys
+            self._cli("init", f"{cluster}-{validator.moniker}", "--chain-id", self.chain_id,
+                      *(["--overwrite"] if assigned else []), home=home)  # fmt: skip
+            if not assigned:
+                # The validator signs with its provider consensus key (none assigned).
+                shutil.copyfile(
+                    validator.node.home / "config" / "priv_validator_key.json",
+                    home / "config" / "priv_validator_key.json",
+                )
             node = ConsumerNode(cluster, validator, home, netns, address)
             node.node_id = node_id_from_key_file(home / "config" / "node_key.json")
             self.nodes[cluster] = node

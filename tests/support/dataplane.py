@@ -48,6 +48,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from . import netlab, netprobe
+from .chain import ProviderNode
 from .kube import ControlPlane, write_kubeconfig
 from .lb import model, set_pod_status
 from .netlab import Network, NodePlan
@@ -753,6 +754,51 @@ class DataPlane:
         ] + self.net.pids()
 
 
+def start_service_in_node(
+    dp: DataPlane,
+    cluster: str,
+    provider: ProviderNode,
+    folder: Path,
+    settings: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+) -> Process:
+    """`ics-discovery run` in the cluster's node namespace, as its pod runs in a cluster.
+
+    It reaches its apiserver (the node's 127.0.0.1:6443) and its provider node
+    (the node's 127.0.0.1 at the same RPC and gRPC ports) through relays, and the
+    consumer pods by their pod IPs. `settings` (the service's settings, as its
+    JSON config file) add to or override the connection settings made here.
+    """
+    cdp = dp.clusters[cluster]
+    cdp.relay("provider-rpc", provider.ports.rpc, provider.ports.rpc)
+    cdp.relay("provider-grpc", provider.ports.grpc, provider.ports.grpc)
+    kubeconfig = folder / f"{cluster}-service.kubeconfig"
+    write_kubeconfig(kubeconfig, cluster, f"https://127.0.0.1:{NODE_API_PORT}",
+                     cdp.plane.pki_ca, cdp.plane.admin_token)  # fmt: skip
+    doc: dict[str, Any] = {
+        "kubeconfig": str(kubeconfig),
+        "provider_rpc_urls": [f"http://127.0.0.1:{provider.ports.rpc}"],
+        "provider_grpc_urls": [f"127.0.0.1:{provider.ports.grpc}"],
+        "grpc_listen": "127.0.0.1:0",
+        "metrics_listen": "127.0.0.1:0",
+        "leader_election": False,
+        "log_format": "text",
+        # A Kind-like network: private LoadBalancer addresses, as on a testnet.
+        "endpoint_profile": "testnet",
+        **settings,
+    }
+    config = folder / f"{cluster}-service.json"
+    config.write_text(json.dumps(doc))
+    proc = dp.net.start(
+        f"ics-discovery-{cluster}",
+        cdp.node_netns,
+        [str(Path(sys.executable).parent / "ics-discovery"), "run", "--config", str(config)],
+        env=env,
+    )
+    cdp.processes.append(proc)
+    return proc
+
+
 def wait_routed(
     probe: netprobe.Prober, ip: str, port: int, expect: str, timeout: float = 60
 ) -> float:
@@ -864,5 +910,6 @@ __all__ = [
     "lb_address",
     "planned_pools",
     "read_pools",
+    "start_service_in_node",
     "wait_routed",
 ]
