@@ -966,9 +966,7 @@ class DiscoveryService:
         if step.due is not None:
             self._wake_at(step.due)
         if result.error is not None:
-            self._fault(
-                Part.KUBERNETES, result.error, f"workloads {result.namespace}/{chain_id}"
-            )
+            self._fault(Part.KUBERNETES, result.error, f"workloads {result.namespace}/{chain_id}")
             log.warning(
                 "consumer restart not requested",
                 extra={"chain_id": chain_id, "error": str(result.error)},
