@@ -323,6 +323,11 @@ class Localnet:
                     "publish_key_file": str(key_file),
                     "node_key_secret_env": SECRET_ENV,
                     "resync_interval": 60,
+                    # Only the consumer StatefulSet may be rolled; hold-downs short enough
+                    # for a demo that converges in a minute, long enough to be seen working.
+                    "restart_workloads": [f"StatefulSet/{CONSUMER_NAMESPACE}/{WORKLOAD}"],
+                    "restart_hold_down": 10,
+                    "publish_hold_down": 5,
                 },
                 env={SECRET_ENV: secret},
             )  # fmt: skip
