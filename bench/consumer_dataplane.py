@@ -38,7 +38,8 @@ if str(REPO) not in sys.path:
 from kubernetes import client  # noqa: E402
 
 from discovery.ports import derive_ports  # noqa: E402
-from lbmanager import DesiredState, LbSettings, LoadBalancerController  # noqa: E402
+from lbmanager import DesiredState, LbSettings  # noqa: E402
+from lbmanager.reconciler import LoadBalancerController  # noqa: E402
 from tests.support import dataplane, netlab  # noqa: E402
 from tests.support.chain import ProviderChain, start_provider_chain  # noqa: E402
 from tests.support.consumer import P2P_PORT, ConsumerChain, node_rpc  # noqa: E402

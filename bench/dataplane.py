@@ -46,7 +46,8 @@ if str(REPO) not in sys.path:
 from kubernetes import client, watch  # noqa: E402
 
 from discovery.ports import derive_ports  # noqa: E402
-from lbmanager import DesiredState, LbSettings, LoadBalancerController  # noqa: E402
+from lbmanager import DesiredState, LbSettings  # noqa: E402
+from lbmanager.reconciler import LoadBalancerController  # noqa: E402
 from tests.support import dataplane, netlab  # noqa: E402
 from tests.support.kube import start_control_plane  # noqa: E402
 from tests.support.lb import chain, create_consumer_pod, model, set_pod_status  # noqa: E402

@@ -46,7 +46,7 @@ from kubernetes.client.exceptions import ApiException  # noqa: E402
 
 from discovery._proto.ics.discovery.v1 import discovery_pb2 as pb  # noqa: E402
 from discovery._proto.ics.discovery.v1.discovery_pb2_grpc import DiscoveryStub  # noqa: E402
-from discovery.publish import peers_configmap_name  # noqa: E402
+from discovery.peers_configmap import peers_configmap_name  # noqa: E402
 from tests.support.chain import ProviderChain, start_provider_chain  # noqa: E402
 from tests.support.kube import ControlPlane, start_control_plane  # noqa: E402
 from tests.support.lb import create_consumer_pod  # noqa: E402

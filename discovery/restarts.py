@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from discovery.publish import NotifyReport, PublishError, RestartNotifier
+from discovery.errors import KubernetesWriteError
+from discovery.notify import NotifyReport, RestartNotifier
 
 # Keys: (namespace, chain ID): the chain's consumer workloads in one namespace.
 RestartKey = tuple[str, str]
@@ -118,7 +119,7 @@ class RestartResult:
     namespace: str
     step: RestartStep
     report: NotifyReport | None = None
-    error: PublishError | None = None
+    error: KubernetesWriteError | None = None
 
     @property
     def clean(self) -> bool:
@@ -186,7 +187,7 @@ class RestartApplier:
             report = await self.notifier.notify(
                 chain_id, wanted, namespace=namespace, extra_labels=extra_labels
             )
-        except PublishError as e:
+        except KubernetesWriteError as e:
             result.error = e
             return result
         result.report = report

@@ -38,34 +38,30 @@ from chainmonitor.queries import ChainQueries, FallbackQueries, GrpcQueries, Res
 from chainmonitor.stream import EventStream, StreamSettings
 from chainmonitor.types import ChainSnapshot
 from discovery.api import ApiServer, TlsFiles
-from discovery.desired import DesiredChain, DesiredCluster, ExposurePolicy, desired_cluster
-from discovery.errors import DiscoveryError
+from discovery.configmap_control import Outcome, PeersConfigMapControl
+from discovery.desired import DesiredChain, DesiredCluster, desired_cluster
+from discovery.errors import DiscoveryError, KubernetesWriteError
 from discovery.faults import FaultLedger, Part, fault_of, publish_retry_delay, readiness
 from discovery.logs import configure_logging
 from discovery.metrics import Check, MetricsServer, ServiceMetrics
 from discovery.nodekey import derive_node_key, secret_from_environment
-from discovery.notify import DialOutcome, NotifyError, PeerDialer
+from discovery.notify import DialOutcome, NotifyError, PeerDialer, RestartNotifier
 from discovery.operator_notify import OperatorNotifier, OperatorNotifyError, ResourceOutcome
 from discovery.operator_watch import NodeResourceWatch
 from discovery.operators import TARGET_KINDS
 from discovery.opsmetrics import PodCount, own_endpoint_matches
 from discovery.own_endpoint import IngressWatch, endpoint_update
-from discovery.publish import (
-    Outcome,
-    PeersConfigMap,
-    PeersConfigMapControl,
-    PublishError,
-    RestartNotifier,
-)
+from discovery.peers_configmap import PeersConfigMap
 from discovery.publish_gate import MAX_FEE, Refusal, RefusalLog, publish_refusal
 from discovery.restarts import Action, RestartApplier, RestartResult
-from discovery.settings import NotifyMode, Settings
+from discovery.settings import Settings
 from discovery.state import ChainView, DiscoveryState, StateStore
-from discovery.types import NodeId, OperatorAddress
-from lbmanager import LbManagerError, LbSettings, LoadBalancerController, ReconcileReport
+from discovery.types import NodeId, NotifyMode, OperatorAddress
+from lbmanager import LbManagerError, LbSettings, ReconcileReport
+from lbmanager.consumer_pods import PodIndex, PodInfo
 from lbmanager.kube import KubeRest, api_client_from_kubeconfig
 from lbmanager.leader import LeaderElector, LeaseConfig, NotLeader
-from lbmanager.pods import PodIndex, PodInfo
+from lbmanager.reconciler import LoadBalancerController
 
 if TYPE_CHECKING:
     from chainmonitor.publish import ChainConnection
@@ -302,7 +298,7 @@ class DiscoveryService:
         self.operator = settings.operator_address
         self.clock = clock
         self.wall_clock = wall_clock
-        self.policy = ExposurePolicy.from_settings(settings)
+        self.policy = settings.exposure_policy()
         self.endpoint_policy = settings.endpoint_policy()
         self.own_node_id = own_node_id(settings, os.environ)
         self.api_client = api_client or api_client_from_kubeconfig(
@@ -776,7 +772,7 @@ class DiscoveryService:
         self._log_changes(desired)
         self._note_moniker_node_ids(desired)
         self._last = desired
-        if self.store.publish(state) or self.stats.ready_at is None:
+        if self.store.update(state) or self.stats.ready_at is None:
             self.metrics.observe_state(state)
         if self.stats.ready_at is None:
             # Serving first: a round cancelled at this await tries again next round.
@@ -812,7 +808,7 @@ class DiscoveryService:
             before = Counter(self.configmaps.writes)
             try:
                 outcome = await self.configmaps.apply(cm)
-            except PublishError as e:
+            except KubernetesWriteError as e:
                 clean = False
                 self.metrics.ops.kubernetes_write_errors.labels(resource="configmaps").inc()
                 self._fault(Part.KUBERNETES, e, f"configmap {cm.namespace}/{cm.name}")
@@ -854,7 +850,7 @@ class DiscoveryService:
             existing = []
             for namespace in self._peers_list_namespaces():
                 existing += await self.configmaps.list_managed(namespace)
-        except PublishError as e:
+        except KubernetesWriteError as e:
             log.warning("listing peers ConfigMaps failed", extra={"error": str(e)})
             return False
         clean = True
@@ -864,7 +860,7 @@ class DiscoveryService:
                 continue
             try:
                 outcome = await self.configmaps.delete(cm.namespace, cm.name)
-            except PublishError as e:
+            except KubernetesWriteError as e:
                 clean = False
                 self.metrics.ops.kubernetes_write_errors.labels(resource="configmaps").inc()
                 log.warning(
@@ -1016,7 +1012,7 @@ class DiscoveryService:
             report = await self.operators.notify(
                 target,
                 chain_id,
-                chain.peers.persistent_peers().split(",") if chain.peers.peers else [],
+                list(chain.peers.entries()),
                 self._peers_list_namespaces(),
                 self.settings.notify_resources.get(chain_id),
             )
@@ -1088,7 +1084,7 @@ class DiscoveryService:
 
     async def _dial(self, chain: DesiredChain, pods: Sequence[PodInfo]) -> bool:
         clean = True
-        entries = chain.peers.persistent_peers().split(",") if chain.peers.peers else []
+        entries = list(chain.peers.entries())
         for pod in pods:
             if not pod.ready or not pod.ips or self._dialed.get(pod.uid) == chain.peers_hash:
                 continue

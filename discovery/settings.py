@@ -28,7 +28,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -46,13 +46,14 @@ from pydantic_settings import (
 
 from chainmonitor.addresses import bech32_decode, parse_operator
 from chainmonitor.errors import ChainMonitorError
+from discovery.desired import ExposurePolicy
 from discovery.endpoints import EndpointPolicy, EndpointProfile
 from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
 from discovery.interop import Compat
 from discovery.nodekey import MIN_SECRET_BYTES, secret_from_environment
 from discovery.peers import DEFAULT_MAX_PEERS, MAX_PEERS_LIMIT
 from discovery.ports import PortScheme
-from discovery.types import parse_chain_id, parse_node_id
+from discovery.types import NotifyMode, parse_chain_id, parse_node_id
 from lbmanager.k8snames import (
     is_dns1035_label,
     is_dns_label,
@@ -70,19 +71,6 @@ CONFIG_FILE_ENV: Final = ENV_PREFIX + "CONFIG_FILE"
 _SERVICE_LINK = re.compile(r"SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DENOM = re.compile(r"[a-zA-Z][a-zA-Z0-9/:._-]{2,127}")
-
-
-class NotifyMode(StrEnum):
-    """How a consumer node learns that its peers changed."""
-
-    # Put a peers-hash annotation on the pod template: Kubernetes rolls the workload.
-    RESTART = "restart"
-    # CometBFT's unsafe `dial_peers` with the full list, persistent=true.
-    DIAL = "dial"
-    # Peers written into the operator's node resource (discovery.operators).
-    COSMOS_OPERATOR = "cosmos-operator"
-    COSMOPILOT = "cosmopilot"
-    NONE = "none"
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -819,6 +807,20 @@ class Settings(BaseSettings):
             allow=self.endpoint_allow_cidrs,
             allow_dns_names=self.endpoint_allow_dns_names,
             deny_name_suffixes=self.endpoint_deny_name_suffixes,
+        )
+
+    def exposure_policy(self) -> ExposurePolicy:
+        """What `discovery.desired` needs of these settings, as a plain value."""
+        return ExposurePolicy(
+            scheme=self.port_scheme,
+            reserved_ports=frozenset(self.reserved_ports),
+            compat=self.compat,
+            consumer_namespace=self.consumer_namespace,
+            peers_namespaces=frozenset(self.peers_namespaces),
+            consumer_pod_labels=dict(self.consumer_pod_labels),
+            notify_default=self.notify_default,
+            notify_modes=dict(self.notify_modes),
+            max_peers=self.max_peers,
         )
 
     def notify_mode(self, chain_id: str) -> NotifyMode:

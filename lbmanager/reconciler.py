@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
+from .consumer_pods import PodIndex, PodInfo, PodScope, pod_scope, selector_matches
 from .endpointslice_builder import DesiredSlice, ServiceRef, build_slices, slice_key
 from .endpointslice_control import read_slices, sync_slices
 from .errors import (
@@ -53,16 +54,7 @@ from .errors import (
     LbManagerError,
 )
 from .kube import KubeRest, conflict_pause
-from .pods import (
-    PodChange,
-    PodIndex,
-    PodInfo,
-    PodScope,
-    PodWatcher,
-    list_pods,
-    pod_scope,
-    selector_matches,
-)
+from .pods import PodChange, PodWatcher, list_pods
 from .service_builder import ingress_addresses, plan_services, validate_chain
 from .service_control import apply_service_plan, read_shards
 from .types import (

@@ -135,7 +135,7 @@ async def test_a_change_reaches_only_the_streams_of_its_chain() -> None:
             await _until("20 streams waiting", lambda: store.waiting == 20)
             assert store.watched_chains == 2
             before = store.wakeups
-            store.publish(_chain_1_without_peers(STATE))
+            store.update(_chain_1_without_peers(STATE))
             for s in on_1:
                 msg = await asyncio.wait_for(s.read(), 10)
                 assert msg.present

@@ -25,21 +25,19 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from discovery.configmap_control import Outcome, PeersConfigMapControl
+from discovery.notify import RestartNotifier
 from discovery.own_endpoint import IngressWatch
-from discovery.publish import (
-    Outcome,
-    PeersConfigMapControl,
-    RestartNotifier,
-    WorkloadRef,
-    build_peers_configmap,
-    workload_path,
-)
-from lbmanager import DesiredState, LbSettings, LoadBalancerReconciler
+from discovery.peers_configmap import build_peers_configmap
+from discovery.workloads import WorkloadRef
+from lbmanager import DesiredState, LbSettings
+from lbmanager.consumer_pods import POD_KEY_HASH_LABEL, PodScope, pod_labels_for_key
 from lbmanager.errors import SliceNameTaken
-from lbmanager.kube import KubeRest
+from lbmanager.kube import KubeRest, workload_path
 from lbmanager.leader import LeaderElector, LeaseConfig
 from lbmanager.naming import SERVICE_NAME_LABEL
-from lbmanager.pods import POD_KEY_HASH_LABEL, PodScope, PodWatcher, pod_labels_for_key
+from lbmanager.pods import PodWatcher
+from lbmanager.reconciler import LoadBalancerReconciler
 from tests.support.helm import (
     HelmFailed,
     Permission,

@@ -24,11 +24,11 @@ import pytest
 from kubernetes import client
 
 from discovery.nodekey import derive_node_key
-from discovery.publish import PEERS_HASH_ANNOTATION, peers_configmap_name
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION, peers_configmap_name
 from discovery.service import DiscoveryService
 from discovery.settings import ENV_PREFIX, check_files, load_settings
+from lbmanager.consumer_pods import pod_annotations_for_key, pod_labels_for_key
 from lbmanager.naming import service_port_name
-from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
 from tests.integration.chainmonitor_support import export_key_hex
 from tests.support.chain import ProviderChain
 from tests.support.helm import (

@@ -21,7 +21,8 @@ import pytest
 from kubernetes import client
 
 from discovery.ports import derive_ports
-from lbmanager import DesiredState, LbSettings, LoadBalancerController
+from lbmanager import DesiredState, LbSettings
+from lbmanager.reconciler import LoadBalancerController
 from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
 from tests.support import dataplane, netlab
 from tests.support.chain import ProviderChain

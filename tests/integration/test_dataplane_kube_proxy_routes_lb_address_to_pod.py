@@ -16,7 +16,8 @@ import pytest
 from kubernetes import client
 
 from discovery.ports import derive_ports
-from lbmanager import DesiredState, LbSettings, LoadBalancerController
+from lbmanager import DesiredState, LbSettings
+from lbmanager.reconciler import LoadBalancerController
 from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
 from tests.support import dataplane, netlab
 from tests.support.lb import chain, create_consumer_pod, set_pod_status

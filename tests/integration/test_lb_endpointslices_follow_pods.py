@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerController
+from lbmanager import DesiredState, LbSettings
 from lbmanager.naming import (
     KEY_ANNOTATION,
     MANAGED_BY_LABEL,
@@ -20,6 +20,7 @@ from lbmanager.naming import (
     service_port_name,
     slice_name,
 )
+from lbmanager.reconciler import LoadBalancerController
 from tests.conftest import create_namespace
 from tests.support.lb import (
     chain,

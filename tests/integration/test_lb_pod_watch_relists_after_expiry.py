@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import pytest
 from kubernetes import client
 
+from lbmanager.consumer_pods import POD_KEY_HASH_LABEL, PodScope
 from lbmanager.errors import WatchExpired
 from lbmanager.kube import KubeRest
 from lbmanager.naming import key_hash
-from lbmanager.pods import POD_KEY_HASH_LABEL, PodChange, PodScope, PodWatcher
+from lbmanager.pods import PodChange, PodWatcher
 from tests.support.lb import create_consumer_pod, set_pod_status
 from tests.support.procs import wait_for
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerReconciler
+from lbmanager import DesiredState, LbSettings
 from lbmanager.naming import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from lbmanager.reconciler import LoadBalancerReconciler
 from tests.support.lb import chain, list_slices
 from tests.support.procs import wait_for
 

@@ -9,8 +9,9 @@ import time
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerController
+from lbmanager import DesiredState, LbSettings
 from lbmanager.naming import slice_name
+from lbmanager.reconciler import LoadBalancerController
 from tests.support.kube import ControlPlane
 from tests.support.lb import chain, counting_client, create_consumer_pod, set_pod_status
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 from kubernetes import client
 
-from lbmanager.kube import KubeRest
-from lbmanager.leader import LeaderElector, LeaseConfig, LeaseError, lease_path
+from lbmanager.kube import KubeRest, lease_path
+from lbmanager.leader import LeaderElector, LeaseConfig, LeaseError
 from tests.support.kube import ControlPlane
 
 pytestmark = pytest.mark.kube

@@ -23,8 +23,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from discovery.publish import PEERS_HASH_ANNOTATION
-from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION
+from lbmanager.consumer_pods import pod_annotations_for_key, pod_labels_for_key
 from tests.support.chain import ProviderChain
 from tests.support.kube import ControlPlane
 from tests.support.service_fixtures import (

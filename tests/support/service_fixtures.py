@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from chainmonitor.monitor import MonitorSettings
 from chainmonitor.stream import StreamSettings
-from discovery.publish import peers_configmap_name
+from discovery.peers_configmap import peers_configmap_name
 from discovery.service import DiscoveryService
 from discovery.settings import Settings, load_settings
 from lbmanager.naming import service_port_name, slice_name

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 from kubernetes import client
 
-from lbmanager.pods import PodChange, PodInfo
+from lbmanager.consumer_pods import PodInfo
+from lbmanager.pods import PodChange
 from lbmanager.reconciler import LoadBalancerController
 from lbmanager.types import ChainKey
 

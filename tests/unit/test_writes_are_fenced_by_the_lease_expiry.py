@@ -19,9 +19,9 @@ from kubernetes import client
 from chainmonitor.addresses import bech32_encode
 from discovery.service import DiscoveryService, live_dial_memory
 from discovery.settings import load_settings
+from lbmanager.consumer_pods import PodInfo
 from lbmanager.kube import KubeRest
 from lbmanager.leader import LeaderElector, LeaseConfig, NotLeader, lease_problem
-from lbmanager.pods import PodInfo
 
 CONFIG = LeaseConfig("ns", "lease", "me", lease_duration=15, renew_deadline=10, retry_period=2)
 
