@@ -170,3 +170,12 @@ class KubernetesWriteError(DiscoveryError):
         self.problem = problem
         self.transient = transient  # type: ignore[misc]
         super().__init__(f"{what}: {problem}")
+
+
+class ServiceError(DiscoveryError):
+    """A setting keeps the service from doing a job (permanent until the setting changes)."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"setting {setting}: {problem}")

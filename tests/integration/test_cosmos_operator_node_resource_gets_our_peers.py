@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from discovery.apply.effects import Wake
 from discovery.metrics import sample_value
 from discovery.operator_notify import OperatorNotifier, ResourceOutcome
 from discovery.operators import COSMOS_FULL_NODE, OWNED_PEERS_ANNOTATION
@@ -155,7 +156,7 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
             assert sample_value(text, name, {**labels, "outcome": "failed"}) is None
 
             # A full resync of an unchanged world writes nothing.
-            a.service.wake("timer")
+            a.service.wake(Wake.TIMER)
             await eventually(
                 lambda: a.service.stats.full_reconciles >= 2, "a full resync", in_thread=False
             )

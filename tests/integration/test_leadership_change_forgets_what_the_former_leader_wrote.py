@@ -22,6 +22,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from discovery.apply.effects import Wake
 from lbmanager.leader import NotLeader, micro_time
 from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
 from tests.support.workloads import create_deployment, rollout, set_template_hash
@@ -97,7 +98,7 @@ async def test_a_b_a_leadership_makes_the_needed_restart_and_a_former_leader_wri
             # B, leading, rolls the Deployment to its own peers; a resync of alice writes nothing.
             await asyncio.to_thread(set_template_hash, alice, "b" * 64)
             done = svc.stats.full_reconciles
-            svc.wake("timer")
+            svc.wake(Wake.TIMER)
             await eventually(
                 lambda: svc.stats.full_reconciles > done, "a follower resync", in_thread=False
             )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from discovery.apply.effects import Wake
 from discovery.metrics import sample_value
 from tests.integration.test_service_publishes_our_endpoint_when_the_loadbalancer_changes import (
     endpoints_published_and_key_of,
@@ -70,7 +71,7 @@ async def test_a_flapping_address_is_published_once_it_settles(
             await eventually(published, "the settled address on chain")
             # Let a few more wake-ups and a resync pass: still one transaction.
             done = a.service.stats.full_reconciles
-            a.service.wake("timer")
+            a.service.wake(Wake.TIMER)
             await eventually(
                 lambda: a.service.stats.full_reconciles > done, "a resync", in_thread=False
             )

@@ -17,6 +17,7 @@ from functools import partial
 
 import pytest
 
+from discovery.apply.effects import Wake
 from discovery.metrics import sample_value
 from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
 from tests.support.workloads import create_deployment, rollout
@@ -78,7 +79,7 @@ async def test_flips_within_the_hold_down_cost_exactly_one_restart_after_it(
             )
             # And nothing more: a full resync later, still exactly one rollout.
             done = a.service.stats.full_reconciles
-            a.service.wake("timer")
+            a.service.wake(Wake.TIMER)
             await eventually(
                 lambda: a.service.stats.full_reconciles > done, "a resync", in_thread=False
             )

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from discovery.apply.effects import Wake
 from discovery.peers_configmap import PEERS_HASH_ANNOTATION
 from lbmanager import pod_annotations_for_key, pod_labels_for_key
 from tests.support.lb import model
@@ -94,7 +95,7 @@ async def test_restart_over_an_unchanged_world_writes_nothing(clusters: list[Clu
             )
             # And a periodic resync of the same world writes nothing either.
             done = second.service.stats.full_reconciles
-            second.service.wake("timer")
+            second.service.wake(Wake.TIMER)
             await eventually(
                 lambda: second.service.stats.full_reconciles > done,
                 "a resync",
