@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
@@ -35,6 +35,7 @@ from discovery.errors import DiscoveryError, KubernetesWriteError, quote_untrust
 from discovery.peers import check_peer_entry
 from discovery.workloads import (
     WORKLOAD_KINDS,
+    NotifyReport,
     WorkloadRef,
     out_of_scope,
     restart_refusal,
@@ -213,20 +214,6 @@ def _rpc_error_text(error: Any) -> str:
 
 
 # --- restart mode: roll the workload --------------------------------------
-
-
-@dataclass(frozen=True)
-class NotifyReport:
-    """What a restart notification did, per workload."""
-
-    restarted: tuple[WorkloadRef, ...] = ()
-    unchanged: tuple[WorkloadRef, ...] = ()
-    refused: tuple[tuple[WorkloadRef, str], ...] = ()
-    failed: tuple[tuple[WorkloadRef, str], ...] = field(default=())
-
-    @property
-    def found(self) -> int:
-        return len(self.restarted) + len(self.unchanged) + len(self.refused) + len(self.failed)
 
 
 class RestartNotifier:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from discovery.peers_configmap import PEERS_HASH_ANNOTATION
@@ -91,3 +91,17 @@ def with_peers_hash(obj: RawObject, peers_hash: str) -> RawObject | None:
     meta = updated.setdefault("spec", {}).setdefault("template", {}).setdefault("metadata", {})
     meta.setdefault("annotations", {})[PEERS_HASH_ANNOTATION] = peers_hash
     return updated
+
+
+@dataclass(frozen=True)
+class NotifyReport:
+    """What a restart notification did, per workload."""
+
+    restarted: tuple[WorkloadRef, ...] = ()
+    unchanged: tuple[WorkloadRef, ...] = ()
+    refused: tuple[tuple[WorkloadRef, str], ...] = ()
+    failed: tuple[tuple[WorkloadRef, str], ...] = field(default=())
+
+    @property
+    def found(self) -> int:
+        return len(self.restarted) + len(self.unchanged) + len(self.refused) + len(self.failed)

@@ -1,7 +1,8 @@
 """Applies `restart` mode for the service: rolls each chain's workloads, reports, wakes.
 
-The per-key decision and its memory are `discovery.restarts` (`restart_step`,
-`RestartApplier`); this wraps them for a whole chain, turns each result into
+The per-key decision is `discovery.restarts.restart_step` (pure); `RestartApplier`
+keeps its memory per (namespace, chain ID) and makes the rolls;
+`WorkloadRestartApplier` wraps it for a whole chain, turns each result into
 one log line and metric per event, and wakes the loop when the earliest
 hold-down ends.
 """
@@ -11,18 +12,94 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from discovery.apply.effects import Effects, Wake
 from discovery.desired import DesiredChain
+from discovery.errors import KubernetesWriteError
 from discovery.faults import Part
 from discovery.notify import RestartNotifier
 from discovery.peers_configmap import PeersConfigMap
-from discovery.restarts import Action, RestartApplier, RestartKey, RestartResult
+from discovery.restarts import (
+    HOLD_DOWN,
+    Action,
+    RestartKey,
+    RestartMemory,
+    RestartResult,
+    after_restart,
+    restart_step,
+)
 
 log = logging.getLogger("discovery.service")
 
 # Wake a little after a hold-down ends rather than before: the decision uses the same clock.
 _LATE: float = 0.05
+
+
+@dataclass
+class RestartApplier:
+    """Rolls consumer workloads for new peers: after the ConfigMap, retried, held down."""
+
+    notifier: RestartNotifier
+    hold_down: float
+    memory: dict[RestartKey, RestartMemory] = field(default_factory=dict)
+    generation: int = 0
+
+    def reset(self) -> None:
+        """Forget everything (leadership changed: another leader may have rolled since)."""
+        self.memory.clear()
+        self.generation += 1
+
+    def retain(self, keys: Iterable[RestartKey]) -> None:
+        """Forget keys no longer wanted (chains withdrawn): the memory stays bounded."""
+        keep = set(keys)
+        for key in [k for k in self.memory if k not in keep]:
+            del self.memory[key]
+
+    def next_due(self) -> float | None:
+        """When the earliest hold-down ends (None: nothing held down)."""
+        dues = [
+            m.made_at + self.hold_down
+            for m in self.memory.values()
+            if m.waiting == HOLD_DOWN and m.made_at is not None
+        ]
+        return min(dues) if dues else None
+
+    async def apply(
+        self,
+        chain_id: str,
+        namespace: str,
+        wanted: str,
+        *,
+        configmap_written: bool,
+        now: float,
+        extra_labels: dict[str, str] | None = None,
+    ) -> RestartResult:
+        key = (namespace, chain_id)
+        step = restart_step(
+            self.memory.get(key, RestartMemory()),
+            wanted,
+            configmap_written=configmap_written,
+            now=now,
+            hold_down=self.hold_down,
+        )
+        self.memory[key] = step.memory
+        result = RestartResult(chain_id, namespace, step)
+        if step.action is not Action.RESTART:
+            return result
+        generation = self.generation
+        try:
+            report = await self.notifier.notify(
+                chain_id, wanted, namespace=namespace, extra_labels=extra_labels
+            )
+        except KubernetesWriteError as e:
+            result.error = e
+            return result
+        result.report = report
+        # Leadership may have changed while the roll ran (reset): remember nothing then.
+        if generation == self.generation and key in self.memory:
+            self.memory[key] = after_restart(self.memory[key], wanted, report, now)
+        return result
 
 
 class WorkloadRestartApplier:

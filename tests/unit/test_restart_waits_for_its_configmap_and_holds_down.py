@@ -9,18 +9,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from discovery.apply.restarts import RestartApplier
 from discovery.errors import KubernetesWriteError
-from discovery.notify import NotifyReport
 from discovery.restarts import (
     CONFIGMAP_NOT_WRITTEN,
     HOLD_DOWN,
     Action,
-    RestartApplier,
     RestartMemory,
     after_restart,
     restart_step,
 )
-from discovery.workloads import WorkloadRef
+from discovery.workloads import NotifyReport, WorkloadRef
 
 REF = WorkloadRef("StatefulSet", "consumers", "node")
 ROLLED = NotifyReport(restarted=(REF,))
