@@ -146,7 +146,7 @@ def default_identity() -> str:
 def observed_state(
     state: DiscoveryState,
     outcomes: Mapping[str, str | None],
-    publish_problems: Mapping[str, str],
+    write_problems: Mapping[str, str],
 ) -> DiscoveryState:
     """`state` with what applying it did: per chain ID, None (exposed) or why not. Pure.
 
@@ -162,7 +162,7 @@ def observed_state(
         exposed = True
         if view.chain_id in outcomes and outcomes[view.chain_id] is not None:
             exposed, problem = False, str(outcomes[view.chain_id])
-        extra = publish_problems.get(view.chain_id, "")
+        extra = write_problems.get(view.chain_id, "")
         if extra:
             problem = f"{problem}; {extra}" if problem else extra
         chains.append(replace(view, exposed=exposed, problem=problem))

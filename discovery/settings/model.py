@@ -290,7 +290,7 @@ class Settings(BaseSettings):
         None,
     )
 
-    # --- restart hold-down and publishing limits (issue 14 part B) ---
+    # --- restart hold-down and publishing limits ---
     restart_hold_down: float = _setting(
         "consumer nodes",
         "Restart mode: seconds after rolling a chain's consumer workloads before they are "
@@ -319,7 +319,6 @@ class Settings(BaseSettings):
         300.0,
         ge=0,
     )
-    # --- end of issue 14 part B settings ---
 
     # leader election
     leader_election: bool = _setting(
@@ -369,7 +368,7 @@ class Settings(BaseSettings):
         "the API without the .proto files.",
         True,
     )
-    # API limits (issue 14): what many or hostile clients can take from the service.
+    # API limits: what many or hostile clients can take from the service.
     grpc_max_concurrent_rpcs: int = _setting(
         "API",
         "At most this many gRPC calls (WatchPeers streams included) at once; gRPC answers "
@@ -387,7 +386,7 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
     )
-    # Restart scope (issue 14): the chart grants update on these workloads only.
+    # Restart scope: the chart grants update on these workloads only.
     restart_workloads: StrList = _setting(
         "consumer nodes",
         "Restart mode: the only consumer workloads that may be rolled, as Kind/namespace/name "
