@@ -46,8 +46,12 @@ from chainmonitor.monitor import ChainMonitor, MonitorSettings  # noqa: E402
 from chainmonitor.queries import GrpcQueries, RestQueries  # noqa: E402
 from chainmonitor.stream import EventStream, Resync, StreamSettings, StreamSignal  # noqa: E402
 from chainmonitor.types import ChainSnapshot  # noqa: E402
-from tests.integration.chainmonitor_support import EditBurst, export_key_hex  # noqa: E402
-from tests.support.chain import ProviderChain, start_provider_chain  # noqa: E402
+from tests.support.chain import (  # noqa: E402
+    ProviderChain,
+    export_key_hex,
+    start_provider_chain,
+)
+from tests.support.chainmonitor_support import EditBurst  # noqa: E402
 from tests.support.procs import wait_for  # noqa: E402
 
 

@@ -42,9 +42,12 @@ if str(REPO) not in sys.path:
 from kubernetes import client  # noqa: E402
 
 from discovery.nodekey import derive_node_key, encode_node_key, secret_from_environment  # noqa: E402
-from tests.integration.chainmonitor_support import export_key_hex, write_key_file  # noqa: E402
 from tests.support import dataplane, netlab  # noqa: E402
-from tests.support.chain import start_provider_chain  # noqa: E402
+from tests.support.chain import (  # noqa: E402
+    export_key_hex,
+    start_provider_chain,
+    write_key_file,
+)
 from tests.support.consumer import ConsumerChain, NodeRpcUnanswered, node_rpc  # noqa: E402
 from tests.support.kube import ControlPlane, start_control_plane  # noqa: E402
 from tests.support.kubelet import StandInKubelet, consumer_statefulset  # noqa: E402

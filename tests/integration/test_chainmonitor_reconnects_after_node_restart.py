@@ -18,14 +18,14 @@ import pytest
 
 from chainmonitor.backoff import JitteredBackoff
 from chainmonitor.queries import GrpcQueries
-from tests.integration.chainmonitor_support import (
+from tests.support.chain import ProviderChain
+from tests.support.chain_fixtures import running_provider_chain
+from tests.support.chainmonitor_support import (
     details_of,
     running_monitor,
     snapshot_where,
     wait_until,
 )
-from tests.support.chain import ProviderChain
-from tests.support.chain_fixtures import running_provider_chain
 from tests.support.procs import wait_for
 
 pytestmark = pytest.mark.chain

@@ -30,19 +30,19 @@ from chainmonitor.events import TxCommitted
 from chainmonitor.monitor import MonitorSettings
 from chainmonitor.queries import GrpcQueries
 from chainmonitor.stream import StreamSettings, StreamSignal
-from tests.integration.chainmonitor_support import (
+from tests.support.chain import export_key_hex
+from tests.support.chain_fixtures import stop_and_verify
+from tests.support.chainmonitor_support import (
     SMALL_EVENT_BUFFERS,
     EditBurst,
     StallingProxy,
     TunedProviderChain,
     details_of,
-    export_key_hex,
     running_monitor,
     snapshot_where,
     start_tuned_chain,
     wait_until,
 )
-from tests.support.chain_fixtures import stop_and_verify
 
 pytestmark = pytest.mark.chain
 

@@ -29,8 +29,7 @@ from discovery.service import DiscoveryService
 from discovery.settings import ENV_PREFIX, check_files, load_settings
 from lbmanager.naming import service_port_name
 from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
-from tests.integration.chainmonitor_support import export_key_hex
-from tests.support.chain import ProviderChain
+from tests.support.chain import ProviderChain, export_key_hex
 from tests.support.helm import (
     RecordingApiClient,
     container_environment,

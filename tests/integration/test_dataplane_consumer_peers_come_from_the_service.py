@@ -19,8 +19,8 @@ import pytest
 from kubernetes import client
 
 from discovery.nodekey import derive_node_key, encode_node_key, secret_from_environment
-from tests.integration.chainmonitor_support import export_key_hex, write_key_file
 from tests.support import dataplane
+from tests.support.chain import export_key_hex, write_key_file
 from tests.support.consumer import ConsumerChain, node_rpc
 from tests.support.kubelet import StandInKubelet, consumer_statefulset
 from tests.support.service_fixtures import Cluster, eventually, running_service

@@ -22,9 +22,9 @@ import pytest
 
 from discovery.metrics import sample_value
 from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
-from tests.integration.chainmonitor_support import TunedProviderChain
 from tests.support.chain import ProviderChain
 from tests.support.chain_fixtures import stop_and_verify
+from tests.support.chainmonitor_support import TunedProviderChain
 from tests.support.fault_scenarios import (
     delete_namespace,
     launched_chain,

@@ -27,8 +27,7 @@ from kubernetes import client
 
 from discovery.metrics import sample_value
 from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
-from tests.integration.chainmonitor_support import write_key_file
-from tests.support.chain import ProviderChain
+from tests.support.chain import ProviderChain, write_key_file
 from tests.support.fault_scenarios import delete_namespace, launched_chain, move, validator_cast
 from tests.support.service_fixtures import (
     SERVICE_NAME,

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from discovery.metrics import sample_value
-from tests.integration.chainmonitor_support import TunedProviderChain
 from tests.support.chain_fixtures import stop_and_verify
+from tests.support.chainmonitor_support import TunedProviderChain
 from tests.support.service_fixtures import (
     Cluster,
     eventually,

@@ -21,7 +21,7 @@ from kubernetes import client
 from chainmonitor.addresses import bech32_decode, bech32_encode
 from discovery.metrics import sample_value
 from discovery.nodekey import derive_node_key
-from tests.integration.chainmonitor_support import export_key_hex, write_key_file
+from tests.support.chain import export_key_hex, write_key_file
 from tests.support.procs import free_ports
 from tests.support.service_fixtures import (
     SERVICE_NAME,

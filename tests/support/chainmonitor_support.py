@@ -35,10 +35,6 @@ from tests.support.chain import (
     update_toml,
 )
 
-# Moved to tests/support/chain.py (localnet uses them too); still importable from here.
-from tests.support.chain import export_key_hex as export_key_hex
-from tests.support.chain import write_key_file as write_key_file
-
 FAST_MONITOR = MonitorSettings(settle=0.01, resync_interval=3600.0)
 FAST_STREAM = StreamSettings(ping_interval=5.0, silence_timeout=10.0, healthy_after=5.0)
 
