@@ -52,7 +52,7 @@ from tests.support.chain import (  # noqa: E402
     start_provider_chain,
 )
 from tests.support.chainmonitor_support import EditBurst  # noqa: E402
-from tests.support.procs import wait_for  # noqa: E402
+from tests.support.polling import any_error, eventually  # noqa: E402
 
 
 @dataclass
@@ -248,8 +248,8 @@ async def restarts(chain: ProviderChain, count: int, label: str, backoff: Backof
             to_live.append(live - started)
             to_resynced.append(done - live)
             start_to_resynced.append(done - started)
-            await asyncio.to_thread(
-                wait_for, "chain to produce again", lambda: chain.height(0) > 0, 60
+            await eventually(
+                "chain to produce again", lambda: chain.height(0) > 0, timeout=60, not_yet=any_error
             )
     print(stats(f"reconnect [{label}]: node process start -> its RPC answers", rpc_up))
     print(stats(f"reconnect [{label}]: node process start -> stream live", to_live))

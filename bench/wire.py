@@ -52,6 +52,7 @@ from tests.support.consumer import ConsumerChain, NodeRpcUnanswered, node_rpc  #
 from tests.support.kube import ControlPlane, start_control_plane  # noqa: E402
 from tests.support.kubelet import StandInKubelet, consumer_statefulset  # noqa: E402
 from tests.support.lb import model  # noqa: E402
+from tests.support.polling import eventually  # noqa: E402
 from tests.support.service_fixtures import Cluster, running_service  # noqa: E402
 
 NAMES = ["alice", "bob", "charlie"]
@@ -60,13 +61,14 @@ NAMESPACE = "wire"
 
 async def until(check: Any, what: str, within: float = 300, interval: float = 0.05) -> float:
     """Monotonic time at which `check` (run in a thread) first held."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        with contextlib.suppress(NodeRpcUnanswered, client.ApiException):
-            if await asyncio.to_thread(check):
-                return time.monotonic()
-        await asyncio.sleep(interval)
-    raise RuntimeError(f"timed out waiting for {what}")
+    await eventually(
+        what,
+        check,
+        timeout=within,
+        interval=interval,
+        not_yet=lambda e: isinstance(e, NodeRpcUnanswered | client.ApiException),
+    )
+    return time.monotonic()
 
 
 def summary(values: list[float]) -> dict[str, float]:
