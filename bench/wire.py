@@ -79,7 +79,7 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:  # noqa: C901, PLR0915 (one run)
     planes: dict[str, ControlPlane] = {}
     provider = None
     net = None

@@ -82,7 +82,7 @@ def _consumer_deployment(api: client.ApiClient, namespace: str, chain_id: str) -
 
 
 @pytest.mark.parametrize("scope", ["one-namespace", "anywhere"])
-async def test_the_service_runs_as_the_charts_service_account(
+async def test_the_service_runs_as_the_charts_service_account(  # noqa: PLR0915 (one scenario)
     scope: str,
     control_plane: ControlPlane,
     chart_releases: ChartReleases,

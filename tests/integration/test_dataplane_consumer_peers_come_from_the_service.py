@@ -36,7 +36,7 @@ def wire(clusters: list[Cluster], tmp_path: Path) -> Iterator[dataplane.DataPlan
         yield dp
 
 
-async def test_consumer_nodes_peer_through_what_the_services_published(
+async def test_consumer_nodes_peer_through_what_the_services_published(  # noqa: C901, PLR0915 (one scenario)
     clusters: list[Cluster],
     wire: dataplane.DataPlane,
     tmp_path: Path,
