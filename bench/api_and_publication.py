@@ -52,6 +52,7 @@ from tests.support.discovery_states import (  # noqa: E402
     build_state,
 )
 from tests.support.kube import start_control_plane  # noqa: E402
+from tests.support.polling import eventually  # noqa: E402
 
 
 def ms(seconds: float) -> str:
@@ -130,14 +131,14 @@ async def idle() -> None:
 
 async def until(check: Callable[[], bool], task: asyncio.Task[None], limit: float = 20) -> None:
     """Poll in-process state; fail at once if the elector `task` died."""
-    deadline = time.monotonic() + limit
-    while not check():
+
+    def held() -> bool:
         if task.done():
             task.result()
             raise RuntimeError("elector stopped")
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.01)
+        return check()
+
+    await eventually("the elector's state", held, timeout=limit, interval=0.01, in_thread=False)
 
 
 async def bench_kube(namespace: str, rest: KubeRest) -> None:

@@ -46,6 +46,16 @@ class SettingsInvalid(DiscoveryError):
 
 def consistency_problems(s: Settings) -> list[SettingProblem]:
     """Problems between settings (pure: no file is opened)."""
+    return [
+        *_chain_problems(s),
+        *_consumer_problems(s),
+        *_api_and_restart_problems(s),
+        *_leadership_problems(s),
+    ]
+
+
+def _chain_problems(s: Settings) -> list[SettingProblem]:
+    """The provider chain: where to query and sign, what to publish, compatibility."""
     out: list[SettingProblem] = []
     if not s.provider_grpc_urls and not s.provider_rest_urls:
         out.append(
@@ -94,6 +104,12 @@ def consistency_problems(s: Settings) -> list[SettingProblem]:
                 "compat ics-operator needs port_scheme ics-operator (the Go implementation's)",
             )
         )
+    return out
+
+
+def _consumer_problems(s: Settings) -> list[SettingProblem]:
+    """Where peers go and how consumer nodes are told."""
+    out: list[SettingProblem] = []
     if s.consumer_namespace is not None and s.peers_namespaces:
         out.append(
             SettingProblem(
@@ -127,6 +143,12 @@ def consistency_problems(s: Settings) -> list[SettingProblem]:
                     f"{ref!r} (chain {chain_id}): {mode.value} node resources are {names}",
                 )
             )
+    return out
+
+
+def _api_and_restart_problems(s: Settings) -> list[SettingProblem]:
+    """The gRPC API's TLS and limits, and the workloads restart mode may roll."""
+    out: list[SettingProblem] = []
     if (s.grpc_tls_cert_file is None) != (s.grpc_tls_key_file is None):
         missing = "grpc_tls_key_file" if s.grpc_tls_key_file is None else "grpc_tls_cert_file"
         out.append(
@@ -152,6 +174,12 @@ def consistency_problems(s: Settings) -> list[SettingProblem]:
                 "open streams would leave no room for other calls",
             )
         )
+    return out
+
+
+def _leadership_problems(s: Settings) -> list[SettingProblem]:
+    """Lease timings that could let two replicas both believe they lead."""
+    out: list[SettingProblem] = []
     if s.leader_election:
         if s.renew_deadline >= s.lease_duration:
             out.append(

@@ -41,7 +41,7 @@ def _default_text(info: FieldInfo) -> str:
     if info.is_required():
         return "required"
     value = info.get_default(call_default_factory=True)
-    if value is None or value == [] or value == {}:
+    if value is None or value in ([], {}):
         return "empty"
     if isinstance(value, Enum):
         value = value.value

@@ -28,7 +28,8 @@ from tests.support import dataplane, netlab
 from tests.support.chain import ProviderChain
 from tests.support.consumer import P2P_PORT, ConsumerChain, node_rpc
 from tests.support.lb import chain, create_consumer_pod
-from tests.support.procs import pids_alive, wait_for
+from tests.support.polling import any_error, eventually
+from tests.support.procs import pids_alive
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain, pytest.mark.netns]
 
@@ -136,7 +137,7 @@ async def check_consumer_chain(
         def all_addresses() -> bool:
             return all(dataplane.lb_address(bed.apis[c], bed.namespaces[c]) for c in CLUSTERS)
 
-        await asyncio.to_thread(wait_for, "LoadBalancer addresses", all_addresses, 60)
+        await eventually("LoadBalancer addresses", all_addresses, timeout=60, not_yet=any_error)
         lbs = {c: str(dataplane.lb_address(bed.apis[c], bed.namespaces[c])) for c in CLUSTERS}
         for c in CLUSTERS:
             lo, hi = (ipaddress.IPv4Address(a) for a in bed.pools[c])
@@ -170,13 +171,13 @@ async def check_consumer_chain(
             (r for n in consumer.nodes.values() if n.process and (r := n.process.exit_reason())),
             None,
         )
-        await asyncio.to_thread(
-            wait_for,
+        await eventually(
             "consumer chain producing with every node connected to both peers",
             connected_and_producing,
-            240,
-            0.5,
-            alive,
+            timeout=240,
+            interval=0.5,
+            not_yet=any_error,
+            alive=alive,
         )
 
         # Every node lists the other two validators' nodes; every outbound connection goes
@@ -215,4 +216,10 @@ async def check_consumer_chain(
             sigs = commit["signed_header"]["commit"]["signatures"]
             return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 
-        await asyncio.to_thread(wait_for, "a block signed by all three", signed_by_all, 60, 0.2)
+        await eventually(
+            "a block signed by all three",
+            signed_by_all,
+            timeout=60,
+            interval=0.2,
+            not_yet=any_error,
+        )
