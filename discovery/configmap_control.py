@@ -68,12 +68,8 @@ class ManagedConfigMap:
 class PeersConfigMapControl:
     """Creates, updates and deletes peers ConfigMaps; writes only differences, counts writes."""
 
-    def __init__(
-        self, rest: KubeRest, scope: frozenset[tuple[str, str, str]] | None = None
-    ) -> None:
+    def __init__(self, rest: KubeRest) -> None:
         self.rest = rest
-        # (kind, namespace, name) that may be rolled (setting restart_workloads); None: any.
-        self.scope = scope
         self.writes: Counter[str] = Counter()
 
     async def apply(self, desired: PeersConfigMap) -> Outcome:
