@@ -37,13 +37,9 @@ from kubernetes import client  # noqa: E402
 from discovery._proto.ics.discovery.v1 import discovery_pb2 as pb  # noqa: E402
 from discovery._proto.ics.discovery.v1.discovery_pb2_grpc import DiscoveryStub  # noqa: E402
 from discovery.api import ApiServer  # noqa: E402
+from discovery.configmap_control import Outcome, PeersConfigMapControl  # noqa: E402
 from discovery.metrics import MetricsServer, ServiceMetrics  # noqa: E402
-from discovery.publish import (  # noqa: E402
-    Outcome,
-    PeersConfigMap,
-    PeersConfigMapControl,
-    build_peers_configmap,
-)
+from discovery.peers_configmap import PeersConfigMap, build_peers_configmap  # noqa: E402
 from discovery.state import DiscoveryState, StateStore  # noqa: E402
 from lbmanager.kube import KubeRest  # noqa: E402
 from lbmanager.leader import LeaderElector, LeaseConfig  # noqa: E402
@@ -56,6 +52,7 @@ from tests.support.discovery_states import (  # noqa: E402
     build_state,
 )
 from tests.support.kube import start_control_plane  # noqa: E402
+from tests.support.polling import eventually  # noqa: E402
 
 
 def ms(seconds: float) -> str:
@@ -105,7 +102,7 @@ async def bench_api(chains: int, watchers: int, changes: int) -> None:
         for n in range(changes):
             state = state_with(chains, n + 2, f"198.51.100.{(n % 200) + 10}")
             published = time.perf_counter()
-            store.publish(state)
+            store.update(state)
             await asyncio.gather(*(anext(s) for s in streams))
             delays.append(time.perf_counter() - published)
         print(
@@ -134,14 +131,14 @@ async def idle() -> None:
 
 async def until(check: Callable[[], bool], task: asyncio.Task[None], limit: float = 20) -> None:
     """Poll in-process state; fail at once if the elector `task` died."""
-    deadline = time.monotonic() + limit
-    while not check():
+
+    def held() -> bool:
         if task.done():
             task.result()
             raise RuntimeError("elector stopped")
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.01)
+        return check()
+
+    await eventually("the elector's state", held, timeout=limit, interval=0.01, in_thread=False)
 
 
 async def bench_kube(namespace: str, rest: KubeRest) -> None:

@@ -84,7 +84,7 @@ async def in_store(streams: int, chains: int, changes: int, per_chain: bool) -> 
         await asyncio.sleep(0)
     before = store.wakeups
     for n in range(1, changes + 1):
-        store.publish(toggled(store.current, base, f"chain-{n % chains + 1}"))
+        store.update(toggled(store.current, base, f"chain-{n % chains + 1}"))
         for _ in range(5):
             await asyncio.sleep(0)
     per_change = (store.wakeups - before) / changes
@@ -114,7 +114,7 @@ async def over_grpc(streams: int, chains: int, changes: int) -> tuple[float, lis
             target = n % chains + 1
             mine = [c for i, c in enumerate(calls) if i % chains + 1 == target]
             published = time.perf_counter()
-            store.publish(toggled(store.current, base, f"chain-{target}"))
+            store.update(toggled(store.current, base, f"chain-{target}"))
             await asyncio.gather(*(c.read() for c in mine))
             delays.append(time.perf_counter() - published)
         per_change = (store.wakeups - before) / changes

@@ -46,9 +46,13 @@ from chainmonitor.monitor import ChainMonitor, MonitorSettings  # noqa: E402
 from chainmonitor.queries import GrpcQueries, RestQueries  # noqa: E402
 from chainmonitor.stream import EventStream, Resync, StreamSettings, StreamSignal  # noqa: E402
 from chainmonitor.types import ChainSnapshot  # noqa: E402
-from tests.integration.chainmonitor_support import EditBurst, export_key_hex  # noqa: E402
-from tests.support.chain import ProviderChain, start_provider_chain  # noqa: E402
-from tests.support.procs import wait_for  # noqa: E402
+from tests.support.chain import (  # noqa: E402
+    ProviderChain,
+    export_key_hex,
+    start_provider_chain,
+)
+from tests.support.chainmonitor_support import EditBurst  # noqa: E402
+from tests.support.polling import any_error, eventually  # noqa: E402
 
 
 @dataclass
@@ -244,8 +248,8 @@ async def restarts(chain: ProviderChain, count: int, label: str, backoff: Backof
             to_live.append(live - started)
             to_resynced.append(done - live)
             start_to_resynced.append(done - started)
-            await asyncio.to_thread(
-                wait_for, "chain to produce again", lambda: chain.height(0) > 0, 60
+            await eventually(
+                "chain to produce again", lambda: chain.height(0) > 0, timeout=60, not_yet=any_error
             )
     print(stats(f"reconnect [{label}]: node process start -> its RPC answers", rpc_up))
     print(stats(f"reconnect [{label}]: node process start -> stream live", to_live))

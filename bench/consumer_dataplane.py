@@ -38,18 +38,19 @@ if str(REPO) not in sys.path:
 from kubernetes import client  # noqa: E402
 
 from discovery.ports import derive_ports  # noqa: E402
-from lbmanager import DesiredState, LbSettings, LoadBalancerController  # noqa: E402
+from lbmanager import DesiredState, LbSettings  # noqa: E402
+from lbmanager.reconciler import LoadBalancerController  # noqa: E402
 from tests.support import dataplane, netlab  # noqa: E402
 from tests.support.chain import ProviderChain, start_provider_chain  # noqa: E402
 from tests.support.consumer import P2P_PORT, ConsumerChain, node_rpc  # noqa: E402
 from tests.support.kube import ControlPlane, start_control_plane  # noqa: E402
 from tests.support.lb import chain, create_consumer_pod, model  # noqa: E402
-from tests.support.procs import wait_for  # noqa: E402
+from tests.support.polling import any_error, eventually  # noqa: E402
 
 CLUSTERS = ["alice", "bob", "charlie"]
 
 
-async def one_run(
+async def one_run(  # noqa: PLR0915 (one run)
     provider: ProviderChain, planes: dict[str, ControlPlane], tmp: Path, run: int
 ) -> dict[str, float]:
     net = netlab.build_network(CLUSTERS, workdir=tmp / f"net{run}")
@@ -82,11 +83,11 @@ async def one_run(
             tasks.append(asyncio.create_task(ctl.run()))
             exposure = chain(key, p2p, target=P2P_PORT, namespace=ns)
             assert (await ctl.apply(DesiredState.of([exposure]))).ok
-        await asyncio.to_thread(
-            wait_for,
+        await eventually(
             "LoadBalancer addresses",
             lambda: all(dataplane.lb_address(apis[c], ns) for c in CLUSTERS),
-            60,
+            timeout=60,
+            not_yet=any_error,
         )
         lbs = {c: str(dataplane.lb_address(apis[c], ns)) for c in CLUSTERS}
         consumer = ConsumerChain(chain_id, consumer_id, tmp / f"consumer{run}")
@@ -131,10 +132,16 @@ async def one_run(
                 s["validator_address"] for s in sigs["signatures"] if s["block_id_flag"] == 2
             } == vals
 
-        await asyncio.to_thread(wait_for, "first consumer block", first_block, 240, 0.05)
+        await eventually(
+            "first consumer block", first_block, timeout=240, interval=0.05, not_yet=any_error
+        )
         t_block = time.monotonic()
-        await asyncio.to_thread(
-            wait_for, "all connected and signing", connected_all_signing, 240, 0.05
+        await eventually(
+            "all connected and signing",
+            connected_all_signing,
+            timeout=240,
+            interval=0.05,
+            not_yet=any_error,
         )
         t_all = time.monotonic()
         return {

@@ -46,10 +46,12 @@ if str(REPO) not in sys.path:
 from kubernetes import client, watch  # noqa: E402
 
 from discovery.ports import derive_ports  # noqa: E402
-from lbmanager import DesiredState, LbSettings, LoadBalancerController  # noqa: E402
+from lbmanager import DesiredState, LbSettings  # noqa: E402
+from lbmanager.reconciler import LoadBalancerController  # noqa: E402
 from tests.support import dataplane, netlab  # noqa: E402
 from tests.support.kube import start_control_plane  # noqa: E402
 from tests.support.lb import chain, create_consumer_pod, model, set_pod_status  # noqa: E402
+from tests.support.polling import wait_until  # noqa: E402
 
 NAMESPACE = "provider"
 CHAIN_ID = "consumer-bench-1"
@@ -101,13 +103,14 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def wait_lb_address(api: client.ApiClient, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        address = dataplane.lb_address(api, NAMESPACE)
-        if address:
-            return address
-        time.sleep(0.05)
-    raise RuntimeError("no LoadBalancer address assigned")
+    return str(
+        wait_until(
+            "a LoadBalancer address",
+            lambda: dataplane.lb_address(api, NAMESPACE),
+            timeout=timeout,
+            interval=0.05,
+        )
+    )
 
 
 async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

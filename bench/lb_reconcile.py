@@ -30,13 +30,9 @@ if str(REPO) not in sys.path:
 
 from kubernetes import client  # noqa: E402
 
-from lbmanager import (  # noqa: E402
-    DesiredState,
-    LbSettings,
-    LoadBalancerController,
-    LoadBalancerReconciler,
-)
+from lbmanager import DesiredState, LbSettings  # noqa: E402
 from lbmanager.naming import slice_name  # noqa: E402
+from lbmanager.reconciler import LoadBalancerController, LoadBalancerReconciler  # noqa: E402
 from tests.support.kube import start_control_plane  # noqa: E402
 from tests.support.lb import (  # noqa: E402
     CountingApiClient,

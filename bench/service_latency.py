@@ -46,11 +46,12 @@ from kubernetes.client.exceptions import ApiException  # noqa: E402
 
 from discovery._proto.ics.discovery.v1 import discovery_pb2 as pb  # noqa: E402
 from discovery._proto.ics.discovery.v1.discovery_pb2_grpc import DiscoveryStub  # noqa: E402
-from discovery.publish import peers_configmap_name  # noqa: E402
+from discovery.peers_configmap import peers_configmap_name  # noqa: E402
 from tests.support.chain import ProviderChain, start_provider_chain  # noqa: E402
 from tests.support.kube import ControlPlane, start_control_plane  # noqa: E402
 from tests.support.lb import create_consumer_pod  # noqa: E402
-from tests.support.procs import Process, free_ports, wait_for  # noqa: E402
+from tests.support.polling import any_error, wait_until  # noqa: E402
+from tests.support.procs import Process, free_ports  # noqa: E402
 
 NAMES = ("alice", "bob", "charlie")
 SERVICE_NS = "provider"
@@ -88,10 +89,11 @@ def prepare_namespaces(plane: ControlPlane) -> None:
     core = client.CoreV1Api(plane.admin_client())
     for ns in (SERVICE_NS, CONSUMER_NS):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-        wait_for(
+        wait_until(
             f"default ServiceAccount in {ns}",
             lambda ns=ns: core.read_namespaced_service_account("default", ns) is not None,  # type: ignore[misc]
             timeout=60,
+            not_yet=any_error,
         )
 
 

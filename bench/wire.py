@@ -42,13 +42,17 @@ if str(REPO) not in sys.path:
 from kubernetes import client  # noqa: E402
 
 from discovery.nodekey import derive_node_key, encode_node_key, secret_from_environment  # noqa: E402
-from tests.integration.chainmonitor_support import export_key_hex, write_key_file  # noqa: E402
 from tests.support import dataplane, netlab  # noqa: E402
-from tests.support.chain import start_provider_chain  # noqa: E402
+from tests.support.chain import (  # noqa: E402
+    export_key_hex,
+    start_provider_chain,
+    write_key_file,
+)
 from tests.support.consumer import ConsumerChain, NodeRpcUnanswered, node_rpc  # noqa: E402
 from tests.support.kube import ControlPlane, start_control_plane  # noqa: E402
 from tests.support.kubelet import StandInKubelet, consumer_statefulset  # noqa: E402
 from tests.support.lb import model  # noqa: E402
+from tests.support.polling import eventually  # noqa: E402
 from tests.support.service_fixtures import Cluster, running_service  # noqa: E402
 
 NAMES = ["alice", "bob", "charlie"]
@@ -57,13 +61,14 @@ NAMESPACE = "wire"
 
 async def until(check: Any, what: str, within: float = 300, interval: float = 0.05) -> float:
     """Monotonic time at which `check` (run in a thread) first held."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        with contextlib.suppress(NodeRpcUnanswered, client.ApiException):
-            if await asyncio.to_thread(check):
-                return time.monotonic()
-        await asyncio.sleep(interval)
-    raise RuntimeError(f"timed out waiting for {what}")
+    await eventually(
+        what,
+        check,
+        timeout=within,
+        interval=interval,
+        not_yet=lambda e: isinstance(e, NodeRpcUnanswered | client.ApiException),
+    )
+    return time.monotonic()
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -74,7 +79,7 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:  # noqa: C901, PLR0915 (one run)
     planes: dict[str, ControlPlane] = {}
     provider = None
     net = None

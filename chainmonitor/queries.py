@@ -24,7 +24,6 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 import grpc
 import grpc.aio
 
-from chainmonitor._proto._grpc_typing import UnaryUnaryCall
 from chainmonitor._proto.cosmos.base.query.v1beta1 import pagination_pb2
 from chainmonitor._proto.cosmos.staking.v1beta1 import query_pb2 as staking_query_pb2
 from chainmonitor._proto.cosmos.staking.v1beta1 import query_pb2_grpc as staking_grpc
@@ -50,6 +49,7 @@ from chainmonitor.faults import (
     grpc_code_transient,
     http_status_transient,
 )
+from chainmonitor.grpc_typing import UnaryUnaryCall
 from chainmonitor.types import ConsumerChain, ConsumerId, ConsumerValidator, Validator
 
 log = logging.getLogger(__name__)

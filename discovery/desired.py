@@ -12,9 +12,9 @@ chains that can need ports (launched and stopped ones, `ports.holds_ports`; a
 chain that never launched takes none, so registering thousands cannot starve
 a launched one), peers from `peers.build_peer_list` over the consumer chain's
 validator set (validators with power there, at most `max_peers`), and
-ConfigMaps from `publish.build_peers_configmap`. Where the consumer pods run is the one input
-from Kubernetes (it decides the ConfigMaps' namespaces), and it is passed in as
-plain data.
+ConfigMaps from `peers_configmap.build_peers_configmap`. Where the consumer pods
+run is the one input from Kubernetes (it decides the ConfigMaps' namespaces),
+and it is passed in as plain data.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from discovery.peers import (
     ValidatorEndpoint,
     build_peer_list,
 )
+from discovery.peers_configmap import PeersConfigMap, build_peers_configmap, peers_configmap_name
 from discovery.ports import (
     Allocation,
     ConsumerChainRef,
@@ -51,8 +52,6 @@ from discovery.ports import (
     PortScheme,
     holds_ports,
 )
-from discovery.publish import PeersConfigMap, build_peers_configmap, peers_configmap_name
-from discovery.settings import NotifyMode, Settings
 from discovery.state import (
     ChainPeers,
     ChainPortsView,
@@ -66,11 +65,13 @@ from discovery.types import (
     ConsensusAddress,
     ConsumerId,
     ConsumerPhase,
+    NotifyMode,
     OperatorAddress,
     consumer_id_number,
 )
-from lbmanager import ChainExposure, ChainKey, ExposedPort, PodSelector, keyed_pod_selector
-from lbmanager import DesiredState as LbDesiredState
+from lbmanager.consumer_pods import keyed_pod_selector
+from lbmanager.types import ChainExposure, ChainKey, ExposedPort, PodSelector
+from lbmanager.types import DesiredState as LbDesiredState
 
 # Where each kind of port listens inside a consumer pod (CometBFT and Cosmos SDK defaults).
 DEFAULT_TARGET_PORTS: Final[Mapping[PortKind, int]] = MappingProxyType(
@@ -115,20 +116,6 @@ class ExposurePolicy:
         )
         object.__setattr__(
             self, "notify_modes", MappingProxyType(dict(sorted(self.notify_modes.items())))
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ExposurePolicy:
-        return cls(
-            scheme=settings.port_scheme,
-            reserved_ports=frozenset(settings.reserved_ports),
-            compat=settings.compat,
-            consumer_namespace=settings.consumer_namespace,
-            peers_namespaces=frozenset(settings.peers_namespaces),
-            consumer_pod_labels=dict(settings.consumer_pod_labels),
-            notify_default=settings.notify_default,
-            notify_modes=dict(settings.notify_modes),
-            max_peers=settings.max_peers,
         )
 
     def notify_mode(self, chain_id: str) -> NotifyMode:

@@ -160,3 +160,22 @@ class InvalidPeerEntry(DiscoveryError):
         self.entry = entry
         self.problem = problem
         super().__init__(f"invalid peer entry {quote_untrusted(entry, 120)}: {problem}")
+
+
+class KubernetesWriteError(DiscoveryError):
+    """Writing a peers ConfigMap or rolling a workload failed; `transient`: a retry can help."""
+
+    def __init__(self, what: str, problem: str, *, transient: bool) -> None:
+        self.what = what
+        self.problem = problem
+        self.transient = transient  # type: ignore[misc]
+        super().__init__(f"{what}: {problem}")
+
+
+class ServiceError(DiscoveryError):
+    """A setting keeps the service from doing a job (permanent until the setting changes)."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"setting {setting}: {problem}")

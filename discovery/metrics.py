@@ -106,7 +106,9 @@ class _StateCollector(Collector):
         )
         exposed.add_metric([], g.chains_exposed)
         peers = GaugeMetricFamily(
-            f"{NAMESPACE}_peers", "Peers published for a consumer chain.", labels=["chain_id"]
+            f"{NAMESPACE}_peers",
+            "Persistent peers listed for a consumer chain.",
+            labels=["chain_id"],
         )
         for chain_id, count in g.peers.items():
             peers.add_metric([chain_id], count)

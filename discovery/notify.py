@@ -1,6 +1,11 @@
-"""Telling a running consumer node its peers changed, without a restart: CometBFT's `dial_peers`.
+"""Telling a consumer node its peers changed: by rolling its workload, or by `dial_peers`.
 
-In `dial` mode the service calls the consumer node's unsafe RPC method
+In `restart` mode `RestartNotifier` puts the peers hash on the pod template of
+every Deployment/StatefulSet that runs the chain (decided in
+`discovery.workloads`), so Kubernetes rolls it and the new pod reads the new
+ConfigMap.
+
+In `dial` mode (no restart) the service calls the consumer node's unsafe RPC method
 `dial_peers` with the full list and `persistent=true`. That call REPLACES the
 node's in-memory persistent-peer list and cannot remove a connected peer, so it
 is only worth making to a node that is up and in sync: the node's `/status`
@@ -18,14 +23,28 @@ import ipaddress
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
 from chainmonitor.faults import TRANSPORT_ERRORS, classify, http_status_transient
-from discovery.errors import DiscoveryError, quote_untrusted
+from discovery.configmap_control import CONFLICT_ATTEMPTS, CONFLICT_PAUSE, wrap
+from discovery.errors import DiscoveryError, KubernetesWriteError, quote_untrusted
 from discovery.peers import check_peer_entry
+from discovery.workloads import (
+    WORKLOAD_KINDS,
+    NotifyReport,
+    WorkloadRef,
+    out_of_scope,
+    restart_refusal,
+    runs_chain,
+    with_peers_hash,
+)
+from lbmanager.errors import LbManagerError
+from lbmanager.kube import KubeRest, retry_on_conflict, workload_path
+from lbmanager.types import RawObject
 
 DEFAULT_TIMEOUT: Final = 5.0
 _BODY_LIMIT: Final = 1_000_000
@@ -192,3 +211,91 @@ def _rpc_error_text(error: Any) -> str:
     if error.get("code") == -32601:
         return "method not found: enable [rpc] unsafe = true on the consumer node for dial mode"
     return quote_untrusted(f"{message}: {data}" if data else message, 200)
+
+
+# --- restart mode: roll the workload --------------------------------------
+
+
+class RestartNotifier:
+    """Puts the peers hash on consumer workloads' pod templates so Kubernetes rolls them."""
+
+    def __init__(
+        self, rest: KubeRest, scope: frozenset[tuple[str, str, str]] | None = None
+    ) -> None:
+        self.rest = rest
+        # (kind, namespace, name) that may be rolled (setting restart_workloads); None: any.
+        self.scope = scope
+        self.writes: Counter[str] = Counter()
+
+    async def notify(
+        self,
+        chain_id: str,
+        peers_hash: str,
+        *,
+        namespace: str | None = None,
+        extra_labels: Mapping[str, str] | None = None,
+    ) -> NotifyReport:
+        """Roll every Deployment/StatefulSet running `chain_id` whose hash differs.
+
+        One workload's failure does not stop the others: it is reported in
+        `failed`. Listing the workloads failing raises `KubernetesWriteError`.
+        """
+        return await asyncio.to_thread(
+            self._notify, chain_id, peers_hash, namespace, dict(extra_labels or {})
+        )
+
+    def _notify(
+        self, chain_id: str, peers_hash: str, namespace: str | None, extra: dict[str, str]
+    ) -> NotifyReport:
+        restarted: list[WorkloadRef] = []
+        unchanged: list[WorkloadRef] = []
+        refused: list[tuple[WorkloadRef, str]] = []
+        failed: list[tuple[WorkloadRef, str]] = []
+        for kind in WORKLOAD_KINDS:
+            try:
+                items, _ = self.rest.list(workload_path(kind, namespace))
+            except LbManagerError as e:
+                raise wrap(f"list {kind}s in {namespace or 'every namespace'}", e) from e
+            for obj in sorted(items, key=_object_key):
+                if not runs_chain(obj, chain_id, extra):
+                    continue
+                meta = obj.get("metadata") or {}
+                ref = WorkloadRef(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+                reason = out_of_scope(ref, self.scope) or restart_refusal(kind, obj)
+                if reason is not None:
+                    refused.append((ref, reason))
+                    continue
+                try:
+                    changed = self._roll(ref, obj, peers_hash)
+                except KubernetesWriteError as e:
+                    failed.append((ref, e.problem))
+                    continue
+                (restarted if changed else unchanged).append(ref)
+        return NotifyReport(tuple(restarted), tuple(unchanged), tuple(refused), tuple(failed))
+
+    def _roll(self, ref: WorkloadRef, obj: RawObject, peers_hash: str) -> bool:
+        path = workload_path(ref.kind, ref.namespace, ref.name)
+
+        def attempt(n: int) -> bool:
+            # After a conflict the workload changed in between: re-read, re-decide.
+            current = obj if n == 0 else self.rest.get(path)
+            if current is None:
+                return False  # deleted in between: nothing left to restart
+            updated = with_peers_hash(current, peers_hash)
+            if updated is None:
+                return False
+            self.rest.replace(path, updated)
+            self.writes[ref.kind] += 1
+            return True
+
+        try:
+            return retry_on_conflict(
+                str(ref), attempt, attempts=CONFLICT_ATTEMPTS, base=CONFLICT_PAUSE
+            )
+        except LbManagerError as e:
+            raise wrap(str(ref), e) from e
+
+
+def _object_key(obj: RawObject) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace", "")), str(meta.get("name", "")))

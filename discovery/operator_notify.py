@@ -31,12 +31,12 @@ from discovery.operators import (
     resource_name,
 )
 from lbmanager.errors import (
-    KubernetesConflict,
+    ConflictRetriesExhausted,
     KubernetesError,
     KubernetesNotFound,
     KubernetesUnavailable,
 )
-from lbmanager.kube import KubeRest, conflict_pause
+from lbmanager.kube import KubeRest, retry_on_conflict
 
 _CONFLICT_ATTEMPTS: Final = 6
 _CONFLICT_PAUSE: Final = 0.05
@@ -181,8 +181,10 @@ class OperatorNotifier:
         namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         label = f"{kind.kind} {resource_name(obj)}"
         path = kind.path(namespace, name)
-        current: Mapping[str, Any] | None = obj
-        for attempt in range(_CONFLICT_ATTEMPTS):
+
+        def attempt(n: int) -> ResourceResult:
+            # After a conflict the resource changed in between: re-read, re-decide.
+            current = obj if n == 0 else self.rest.get(path)
             if current is None:
                 return ResourceResult(label, ResourceOutcome.FAILED, "deleted while writing")
             try:
@@ -191,21 +193,19 @@ class OperatorNotifier:
                 return ResourceResult(label, ResourceOutcome.FAILED, str(e))
             if plan.patch is None:
                 return ResourceResult(label, ResourceOutcome.CURRENT)
-            try:
-                self.rest.merge_patch(path, plan.patch)
-            except KubernetesConflict:
-                conflict_pause(attempt, base=_CONFLICT_PAUSE)
-                try:
-                    current = self.rest.get(path)
-                except KubernetesError as e:
-                    return ResourceResult(label, ResourceOutcome.FAILED, e.message)
-                continue
-            except KubernetesNotFound:
-                return ResourceResult(label, ResourceOutcome.FAILED, "deleted while writing")
-            except KubernetesError as e:
-                return ResourceResult(label, ResourceOutcome.FAILED, e.message)
+            self.rest.merge_patch(path, plan.patch)
             self.patches += 1
             return ResourceResult(label, ResourceOutcome.PATCHED, f"{len(plan.ours)} peers ours")
-        return ResourceResult(
-            label, ResourceOutcome.FAILED, f"still conflicting after {_CONFLICT_ATTEMPTS} reads"
-        )
+
+        try:
+            return retry_on_conflict(
+                label, attempt, attempts=_CONFLICT_ATTEMPTS, base=_CONFLICT_PAUSE
+            )
+        except ConflictRetriesExhausted:
+            return ResourceResult(
+                label, ResourceOutcome.FAILED, f"still conflicting after {_CONFLICT_ATTEMPTS} reads"
+            )
+        except KubernetesNotFound:
+            return ResourceResult(label, ResourceOutcome.FAILED, "deleted while writing")
+        except KubernetesError as e:
+            return ResourceResult(label, ResourceOutcome.FAILED, e.message)

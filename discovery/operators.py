@@ -39,7 +39,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from discovery.errors import DiscoveryError
-from discovery.peers import check_peer_entry
+from discovery.peers import check_peer_entry, join_peers, split_peers
 
 OWNED_PEERS_ANNOTATION: Final = "ics-discovery.io/peers"
 
@@ -198,7 +198,7 @@ def _split_entry(entry: str) -> tuple[str, str, int]:
 
 
 def _merge_strings(current: str, entries: Sequence[str], owned: frozenset[str]) -> tuple[str, ...]:
-    hand = [e.strip() for e in current.split(",") if e.strip() and _entry_id(e) not in owned]
+    hand = [e for e in split_peers(current) if _entry_id(e) not in owned]
     taken = {_entry_id(e) for e in hand}
     return (*hand, *(e for e in entries if _entry_id(e) not in taken))
 
@@ -252,14 +252,14 @@ def plan_peers(kind: ResourceKind, obj: Mapping[str, Any], entries: Sequence[str
             value = _get(obj, *parent)
             if value is not None and not isinstance(value, Mapping):
                 raise OperatorResourceError(name, f"{'.'.join(parent)} is not an object")
-        have_entries = tuple(e.strip() for e in (current or "").split(",") if e.strip())
+        have_entries = split_peers(current)
         hand = [e for e in have_entries if _entry_id(e) not in owned]
         hand_ids = frozenset(_entry_id(e) for e in hand)
         merged = _merge_strings(current or "", entries, owned)
         spec_patch = (
             None
             if merged == have_entries
-            else {"chain": {"config": {"peers": ",".join(merged) or None}}}
+            else {"chain": {"config": {"peers": join_peers(merged) or None}}}
         )
         hand_count = len(hand)
     elif kind is CHAIN_NODE:

@@ -17,6 +17,7 @@ Pure: DNS names are not resolved here; CometBFT resolves them once at start.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -190,7 +191,7 @@ class PeerList:
 
     def persistent_peers(self) -> str:
         """The value for CometBFT's `p2p.persistent_peers`."""
-        return ",".join(self.entries())
+        return join_peers(self.entries())
 
 
 def check_peer_entry(entry: str) -> None:
@@ -238,12 +239,19 @@ def _peer_entry_problem(entry: str) -> str | None:
     return None
 
 
-def render_persistent_peers(entries: Iterable[str]) -> str:
-    """Join entries CometBFT-style after checking each one; sorted and de-duplicated."""
-    unique = sorted(set(entries))
-    for entry in unique:
-        check_peer_entry(entry)
-    return ",".join(unique)
+def join_peers(entries: Iterable[str]) -> str:
+    """CometBFT's `p2p.persistent_peers` value: the entries, comma-separated, in the given order."""
+    return ",".join(entries)
+
+
+def split_peers(value: str | None) -> tuple[str, ...]:
+    """The entries of a `persistent_peers` value (ours or hand-written): trimmed, none empty."""
+    return tuple(e.strip() for e in (value or "").split(",") if e.strip())
+
+
+def hash_persistent_peers(persistent_peers: str) -> str:
+    """SHA-256 (hex) of a `persistent_peers` value: changes exactly when the node must learn."""
+    return hashlib.sha256(persistent_peers.encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True)

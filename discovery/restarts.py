@@ -16,19 +16,19 @@ So the decision (`restart_step`, pure) makes three promises:
   published address every few blocks thus costs every other validator at most
   one restart per hold-down.
 
-`RestartApplier` owns this memory (per leader: `reset()` on every leadership
-change) and the I/O through `RestartNotifier`; it reports what it did so the
-service logs and counts it.
+The decisions here are pure. `discovery.apply.restarts.RestartApplier` owns
+this memory (per leader: `reset()` on every leadership change) and the I/O
+through `RestartNotifier`.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Final
 
-from discovery.publish import NotifyReport, PublishError, RestartNotifier
+from discovery.errors import KubernetesWriteError
+from discovery.workloads import NotifyReport
 
 # Keys: (namespace, chain ID): the chain's consumer workloads in one namespace.
 RestartKey = tuple[str, str]
@@ -118,7 +118,7 @@ class RestartResult:
     namespace: str
     step: RestartStep
     report: NotifyReport | None = None
-    error: PublishError | None = None
+    error: KubernetesWriteError | None = None
 
     @property
     def clean(self) -> bool:
@@ -128,69 +128,3 @@ class RestartResult:
         if self.step.action is Action.WAIT:
             return self.step.reason == HOLD_DOWN
         return self.report is None or not self.report.failed
-
-
-@dataclass
-class RestartApplier:
-    """Rolls consumer workloads for new peers: after the ConfigMap, retried, held down."""
-
-    notifier: RestartNotifier
-    hold_down: float
-    memory: dict[RestartKey, RestartMemory] = field(default_factory=dict)
-    generation: int = 0
-
-    def reset(self) -> None:
-        """Forget everything (leadership changed: another leader may have rolled since)."""
-        self.memory.clear()
-        self.generation += 1
-
-    def retain(self, keys: Iterable[RestartKey]) -> None:
-        """Forget keys no longer wanted (chains withdrawn): the memory stays bounded."""
-        keep = set(keys)
-        for key in [k for k in self.memory if k not in keep]:
-            del self.memory[key]
-
-    def next_due(self) -> float | None:
-        """When the earliest hold-down ends (None: nothing held down)."""
-        dues = [
-            m.made_at + self.hold_down
-            for m in self.memory.values()
-            if m.waiting == HOLD_DOWN and m.made_at is not None
-        ]
-        return min(dues) if dues else None
-
-    async def apply(
-        self,
-        chain_id: str,
-        namespace: str,
-        wanted: str,
-        *,
-        configmap_written: bool,
-        now: float,
-        extra_labels: dict[str, str] | None = None,
-    ) -> RestartResult:
-        key = (namespace, chain_id)
-        step = restart_step(
-            self.memory.get(key, RestartMemory()),
-            wanted,
-            configmap_written=configmap_written,
-            now=now,
-            hold_down=self.hold_down,
-        )
-        self.memory[key] = step.memory
-        result = RestartResult(chain_id, namespace, step)
-        if step.action is not Action.RESTART:
-            return result
-        generation = self.generation
-        try:
-            report = await self.notifier.notify(
-                chain_id, wanted, namespace=namespace, extra_labels=extra_labels
-            )
-        except PublishError as e:
-            result.error = e
-            return result
-        result.report = report
-        # Leadership may have changed while the roll ran (reset): remember nothing then.
-        if generation == self.generation and key in self.memory:
-            self.memory[key] = after_restart(self.memory[key], wanted, report, now)
-        return result

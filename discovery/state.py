@@ -1,7 +1,7 @@
 """What one cluster's discovery service knows and does, as one immutable value, plus its store.
 
 The service loop computes a new `DiscoveryState` after every reconcile and hands
-it to `StateStore.publish`; the gRPC API, `ics-discovery status` and the peers
+it to `StateStore.update`; the gRPC API, `ics-discovery status` and the peers
 ConfigMaps all read from it. Keeping it a plain frozen value means a reader can
 never see half an update, and keeping the records plain (strings, ints,
 tuples) means the API and the ConfigMap builder do not depend on how the core
@@ -16,13 +16,19 @@ intermediate states but always sees the latest one.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from discovery.endpoints import EndpointResult
-from discovery.peers import LeftOut, Peer, PeerList, check_peer_entry
+from discovery.peers import (
+    LeftOut,
+    Peer,
+    PeerList,
+    check_peer_entry,
+    hash_persistent_peers,
+    join_peers,
+)
 from discovery.ports import Allocation
 from discovery.types import OperatorAddress
 
@@ -32,7 +38,7 @@ Monikers = Mapping[OperatorAddress, str]
 
 @dataclass(frozen=True)
 class PeerRecord:
-    """One published peer: who it is and where its consumer node listens."""
+    """One peer in a chain's list: who it is and where its consumer node listens."""
 
     operator_address: str
     moniker: str
@@ -129,13 +135,17 @@ class ChainPeers:
             left_out=left_out_records(peers, monikers),
         )
 
+    def entries(self) -> tuple[str, ...]:
+        """The `persistent_peers` entries in order, each checked as CometBFT checks it."""
+        return tuple(p.checked_entry() for p in self.peers)
+
     def persistent_peers(self) -> str:
         """The value for CometBFT's `p2p.persistent_peers` (each entry checked)."""
-        return ",".join(p.checked_entry() for p in self.peers)
+        return join_peers(self.entries())
 
     def peers_hash(self) -> str:
-        """SHA-256 (hex) of `persistent_peers`: changes exactly when the node must learn."""
-        return hashlib.sha256(self.persistent_peers().encode("ascii")).hexdigest()
+        """SHA-256 of `persistent_peers`: changes exactly when the node must learn."""
+        return hash_persistent_peers(self.persistent_peers())
 
 
 @dataclass(frozen=True)
@@ -270,7 +280,7 @@ class _ChainWaiters:
 class StateStore:
     """Holds the current `DiscoveryState` and wakes watchers when it changes.
 
-    Use it from one event loop: `publish` from the service loop, `changes` and
+    Use it from one event loop: `update` from the service loop, `changes` and
     `peer_changes` from API handlers on the same loop. Per-chain waiters exist
     only while someone waits, so the store's memory follows the open watchers.
     """
@@ -290,7 +300,7 @@ class StateStore:
 
     @property
     def version(self) -> int:
-        """Counts `publish` calls that changed the state."""
+        """Counts `update` calls that changed the state."""
         return self._version
 
     @property
@@ -303,7 +313,7 @@ class StateStore:
         """Per-chain watchers waiting for a change right now."""
         return sum(w.count for w in self._chain_waiters.values())
 
-    def publish(self, state: DiscoveryState) -> bool:
+    def update(self, state: DiscoveryState) -> bool:
         """Make `state` current; True when it differs from the last one.
 
         Whole-state watchers are woken on any change; a chain's watchers only

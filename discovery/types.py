@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from enum import StrEnum
 from typing import NewType
 
 # One definition per concept: the chain-side identifiers and the consumer phase
@@ -103,3 +104,16 @@ def parse_spawn_time(raw: str) -> int | None:
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     seconds = (at - epoch) // dt.timedelta(seconds=1) - offset
     return seconds * 1_000_000_000 + nanos
+
+
+class NotifyMode(StrEnum):
+    """How a consumer node learns that its peers changed."""
+
+    # Put a peers-hash annotation on the pod template: Kubernetes rolls the workload.
+    RESTART = "restart"
+    # CometBFT's unsafe `dial_peers` with the full list, persistent=true.
+    DIAL = "dial"
+    # Peers written into the operator's node resource (discovery.operators).
+    COSMOS_OPERATOR = "cosmos-operator"
+    COSMOPILOT = "cosmopilot"
+    NONE = "none"

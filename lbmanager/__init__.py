@@ -1,15 +1,19 @@
-"""Talks to Kubernetes: LoadBalancer Service ports, EndpointSlices, consumer pods, MetalLB pools."""
+"""Talks to Kubernetes: LoadBalancer Service ports, EndpointSlices, consumer pods, MetalLB pools.
 
-from .errors import ChainRefused, LbManagerError
-from .kube import api_client_from_kubeconfig
-from .pods import (
+The package exports only its pure vocabulary (types, errors, the pod convention),
+so importing it loads no Kubernetes client. The I/O lives in its modules:
+`lbmanager.kube` (the one Kubernetes layer), `lbmanager.reconciler`,
+`lbmanager.pods` (the pod watch), `lbmanager.leader`.
+"""
+
+from .consumer_pods import (
     POD_KEY_ANNOTATION,
     POD_KEY_HASH_LABEL,
     keyed_pod_selector,
     pod_annotations_for_key,
     pod_labels_for_key,
 )
-from .reconciler import LoadBalancerController, LoadBalancerReconciler
+from .errors import ChainRefused, LbManagerError
 from .types import (
     ChainExposure,
     ChainKey,
@@ -33,12 +37,9 @@ __all__ = [
     "ExposedPort",
     "LbManagerError",
     "LbSettings",
-    "LoadBalancerController",
-    "LoadBalancerReconciler",
     "PodSelector",
     "ReconcileReport",
     "ServiceOutcome",
-    "api_client_from_kubeconfig",
     "keyed_pod_selector",
     "pod_annotations_for_key",
     "pod_labels_for_key",

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .consumer_pods import PodInfo
 from .errors import TooManyEndpoints
 from .naming import (
     KEY_ANNOTATION,
@@ -29,7 +30,6 @@ from .naming import (
     service_port_name,
     slice_name,
 )
-from .pods import PodInfo
 from .types import ADDRESS_FAMILIES, AddressFamily, ChainExposure, RawObject
 
 MAX_ENDPOINTS_PER_SLICE: Final = 1000  # the API server's validation limit

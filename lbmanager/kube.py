@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import urllib3
@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from .errors import (
+    ConflictRetriesExhausted,
     KubernetesConflict,
     KubernetesError,
     KubernetesNotFound,
@@ -51,6 +52,33 @@ def conflict_pause(attempt: int, *, base: float = 0.01, cap: float = 0.5) -> Non
     time.sleep(min(base * 2**attempt, cap))
 
 
+T = TypeVar("T")
+
+
+def retry_on_conflict(
+    what: str, attempt: Callable[[int], T], *, attempts: int = 6, base: float = 0.05
+) -> T:
+    """Run `attempt(n)` for n = 0, 1, ... until it ends without a write conflict.
+
+    The one optimistic-concurrency loop: each attempt decides again from a
+    fresh read (attempt 0 may use what the caller already read), and a
+    `KubernetesConflict` pauses (`conflict_pause`) before the next. Any other
+    error ends the loop at once. After `attempts` conflicts it raises
+    `ConflictRetriesExhausted` (transient). Blocking: call from a worker thread.
+    """
+    for n in range(attempts):
+        if n:
+            conflict_pause(n - 1, base=base)
+        try:
+            return attempt(n)
+        except KubernetesConflict:
+            log.debug("write conflict on %s, re-reading (attempt %d)", what, n + 1)
+    raise ConflictRetriesExhausted(what, attempts)
+
+
+# --- API paths (every path the product requests is built here) -------------
+
+
 def services_path(namespace: str, name: str | None = None) -> str:
     base = f"/api/v1/namespaces/{quote(namespace, safe='')}/services"
     return base if name is None else f"{base}/{quote(name, safe='')}"
@@ -65,6 +93,30 @@ def pods_path(namespace: str | None) -> str:
     if namespace is None:
         return "/api/v1/pods"
     return f"/api/v1/namespaces/{quote(namespace, safe='')}/pods"
+
+
+def configmaps_path(namespace: str | None, name: str | None = None) -> str:
+    if namespace is None:
+        return "/api/v1/configmaps"
+    base = f"/api/v1/namespaces/{quote(namespace, safe='')}/configmaps"
+    return base if name is None else f"{base}/{quote(name, safe='')}"
+
+
+_WORKLOAD_RESOURCES: Final = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+
+
+def workload_path(kind: str, namespace: str | None, name: str | None = None) -> str:
+    """Deployments or StatefulSets (`kind`), in one namespace or all."""
+    resource = _WORKLOAD_RESOURCES[kind]
+    if namespace is None:
+        return f"/apis/apps/v1/{resource}"
+    base = f"/apis/apps/v1/namespaces/{quote(namespace, safe='')}/{resource}"
+    return base if name is None else f"{base}/{quote(name, safe='')}"
+
+
+def lease_path(namespace: str, name: str | None = None) -> str:
+    base = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
+    return base if name is None else f"{base}/{quote(name, safe='')}"
 
 
 def _problem(status: int, data: bytes) -> str:

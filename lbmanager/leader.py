@@ -28,10 +28,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import quote
 
 from .errors import KubernetesConflict, KubernetesRejected, LbManagerError
-from .kube import KubeRest
+from .kube import KubeRest, lease_path
 from .types import RawObject
 
 log = logging.getLogger(__name__)
@@ -40,11 +39,6 @@ log = logging.getLogger(__name__)
 JITTER_FACTOR: Final = 1.2
 # What client-go writes into a released Lease.
 RELEASED_DURATION_SECONDS: Final = 1
-
-
-def lease_path(namespace: str, name: str | None = None) -> str:
-    base = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
-    return base if name is None else f"{base}/{quote(name, safe='')}"
 
 
 def micro_time(moment: datetime) -> str:

@@ -43,27 +43,17 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
+from .consumer_pods import PodIndex, PodInfo, PodScope, pod_scope, selector_matches
 from .endpointslice_builder import DesiredSlice, ServiceRef, build_slices, slice_key
 from .endpointslice_control import read_slices, sync_slices
 from .errors import (
     ChainRefused,
-    ConflictRetriesExhausted,
     EndpointsNotApplied,
-    KubernetesConflict,
     LbManagerError,
 )
-from .kube import KubeRest, conflict_pause
-from .pods import (
-    PodChange,
-    PodIndex,
-    PodInfo,
-    PodScope,
-    PodWatcher,
-    list_pods,
-    pod_scope,
-    selector_matches,
-)
-from .service_builder import ingress_addresses, plan_services, validate_chain
+from .kube import KubeRest, retry_on_conflict
+from .pods import PodChange, PodWatcher, list_pods
+from .service_builder import ServicePlan, ingress_addresses, plan_services, validate_chain
 from .service_control import apply_service_plan, read_shards
 from .types import (
     ChainExposure,
@@ -77,6 +67,9 @@ from .types import (
 )
 
 log = logging.getLogger(__name__)
+
+# The first pause after a Service write conflict (doubling, capped at 0.5 s).
+_CONFLICT_PAUSE = 0.01
 
 # Given a scope, the cached pods covering it, or None to make the reconciler list.
 PodSource = Callable[[PodScope], Sequence[PodInfo] | None]
@@ -122,7 +115,11 @@ class LoadBalancerReconciler:
         with self._lock:
             writes0 = self.rest.writes
             conflicts = 0
-            for attempt in range(s.conflict_attempts):
+
+            def attempt(n: int) -> tuple[ServicePlan, dict[int, RawObject]]:
+                # Each attempt re-reads the shards and plans again from what it read.
+                nonlocal conflicts
+                conflicts = n
                 observed = read_shards(self.rest, s)
                 plan = plan_services(
                     observed,
@@ -131,20 +128,14 @@ class LoadBalancerReconciler:
                     base_name=s.service_name,
                     max_ports=s.max_ports_per_service,
                 )
-                try:
-                    services = apply_service_plan(self.rest, s, observed, plan)
-                except KubernetesConflict as conflict:
-                    conflicts += 1
-                    log.debug(
-                        "Service conflict, re-reading (attempt %d): %s", attempt + 1, conflict
-                    )
-                    conflict_pause(attempt)
-                    continue
-                break
-            else:
-                raise ConflictRetriesExhausted(
-                    f"Service {s.namespace}/{s.service_name}", s.conflict_attempts
-                )
+                return plan, apply_service_plan(self.rest, s, observed, plan)
+
+            plan, services = retry_on_conflict(
+                f"Service {s.namespace}/{s.service_name}",
+                attempt,
+                attempts=s.conflict_attempts,
+                base=_CONFLICT_PAUSE,
+            )
 
             refs = {i: _service_ref(raw, s.namespace) for i, raw in services.items()}
             by_key = {c.key: c for c in desired.chains}

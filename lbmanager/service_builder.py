@@ -329,7 +329,49 @@ def plan_services(
             work[i] = _Shard(shard_service_name(base_name, i))
         return work[i]
 
-    # Classify what exists: foreign ports, other owners' ports, ours.
+    current, others_keys = _classify_observed(observed, owner, shard)
+    valid, placements = _validate_chains(chains, current)
+    desired_keys = {c.key for c in chains}
+    removed = tuple(ChainKey(k) for k in sorted(current) if k not in desired_keys)
+
+    staying = [c for c in valid if c.key in current]
+    new = [c for c in valid if c.key not in current]
+    # Refused chains that exist keep exactly what they have.
+    for k, now in current.items():
+        if k in placements:
+            shard(now.shard).assign(k, now.ports, now.names)
+
+    moving, refusals = _settle_staying(staying, current, shard, max_ports)
+    for c in staying:
+        now = current[c.key]
+        if c.key in moving:
+            specs = desired_port_specs(c)
+            shard(now.shard).assign(c.key, specs, tuple(s.name for s in specs))
+            placements[c.key] = ChainPlacement(ChainKey(c.key), "exposed", now.shard, port_names(c))
+        else:
+            shard(now.shard).assign(c.key, now.ports, now.names)
+            placements[c.key] = ChainPlacement(
+                ChainKey(c.key), "kept", now.shard, (), refusals[c.key]
+            )
+
+    for c in new:
+        placements[c.key] = _place_new(c, work, shard, others_keys, base_name, max_ports)
+
+    return ServicePlan(
+        shards=_shard_plans(observed, work, shard, owner),
+        chains=tuple(placements[k] for k in sorted(placements)),
+        removed=removed,
+    )
+
+
+def _classify_observed(
+    observed: Sequence[ObservedService], owner: str, shard: Callable[[int], _Shard]
+) -> tuple[dict[str, _Held], dict[str, tuple[str, str]]]:
+    """Classify what exists: foreign ports, other owners' ports, ours.
+
+    Foreign and other owners' ports are taken in their shards; returns our
+    chains' current ports and, for keys other owners expose, (owner, Service).
+    """
     current: dict[str, _Held] = {}
     others_keys: dict[str, tuple[str, str]] = {}
     for o in sorted(observed, key=lambda s: s.index):
@@ -355,8 +397,16 @@ def plan_services(
             if k not in current:
                 existing = tuple(actual[n] for n in names if n in actual)
                 current[k] = _Held(o.index, existing, names)
+    return current, others_keys
 
-    # Validate; a key given twice is refused (both entries), never guessed.
+
+def _validate_chains(
+    chains: Sequence[ChainExposure], current: Mapping[str, _Held]
+) -> tuple[list[ChainExposure], dict[str, ChainPlacement]]:
+    """The valid chains, and the placements of the refused ones.
+
+    A key given twice is refused (both entries), never guessed.
+    """
     placements: dict[str, ChainPlacement] = {}
     seen: dict[str, int] = {}
     for c in chains:
@@ -372,55 +422,47 @@ def plan_services(
             valid.append(c)
         elif c.key not in placements:
             placements[c.key] = _refused_or_kept(c.key, invalid, current)
-    desired_keys = {c.key for c in chains}
-    removed = tuple(ChainKey(k) for k in sorted(current) if k not in desired_keys)
+    return valid, placements
 
-    staying = [c for c in valid if c.key in current]
-    new = [c for c in valid if c.key not in current]
-    # Refused chains that exist keep exactly what they have.
-    for k, now in current.items():
-        if k in placements:
-            shard(now.shard).assign(k, now.ports, now.names)
 
-    moving, refusals = _settle_staying(staying, current, shard, max_ports)
-    for c in staying:
-        now = current[c.key]
-        if c.key in moving:
-            specs = desired_port_specs(c)
-            shard(now.shard).assign(c.key, specs, tuple(s.name for s in specs))
-            placements[c.key] = ChainPlacement(ChainKey(c.key), "exposed", now.shard, port_names(c))
-        else:
-            shard(now.shard).assign(c.key, now.ports, now.names)
-            placements[c.key] = ChainPlacement(
-                ChainKey(c.key), "kept", now.shard, (), refusals[c.key]
-            )
+def _place_new(
+    c: ChainExposure,
+    work: Mapping[int, _Shard],
+    shard: Callable[[int], _Shard],
+    others_keys: Mapping[str, tuple[str, str]],
+    base_name: str,
+    max_ports: int | None,
+) -> ChainPlacement:
+    """A new chain in the first shard its ports fit in (one past the last at most), or refused."""
+    specs = desired_port_specs(c)
+    if c.key in others_keys:
+        ow, svc = others_keys[c.key]
+        return _refused(c.key, KeyExposedByOtherOwner(c.key, ow, svc))
+    if max_ports is not None and len(specs) > max_ports:
+        err0: ChainRefused = ShardFull(
+            c.key, shard_service_name(base_name, 0), len(specs), max_ports
+        )
+        return _refused(c.key, err0)
+    candidates = [0] if max_ports is None else range(max(work, default=0) + 2)
+    first_err: ChainRefused | None = None
+    for i in candidates:
+        w = shard(i)
+        err = w.refusal(c.key, specs, max_ports)
+        if err is None:
+            w.assign(c.key, specs, tuple(s.name for s in specs))
+            return ChainPlacement(ChainKey(c.key), "exposed", i, port_names(c))
+        first_err = first_err or err
+    assert first_err is not None
+    return _refused(c.key, first_err)
 
-    for c in new:
-        specs = desired_port_specs(c)
-        if c.key in others_keys:
-            ow, svc = others_keys[c.key]
-            placements[c.key] = _refused(c.key, KeyExposedByOtherOwner(c.key, ow, svc))
-            continue
-        if max_ports is not None and len(specs) > max_ports:
-            err0: ChainRefused = ShardFull(
-                c.key, shard_service_name(base_name, 0), len(specs), max_ports
-            )
-            placements[c.key] = _refused(c.key, err0)
-            continue
-        candidates = [0] if max_ports is None else range(max(work, default=0) + 2)
-        first_err: ChainRefused | None = None
-        for i in candidates:
-            w = shard(i)
-            err = w.refusal(c.key, specs, max_ports)
-            if err is None:
-                w.assign(c.key, specs, tuple(s.name for s in specs))
-                placements[c.key] = ChainPlacement(ChainKey(c.key), "exposed", i, port_names(c))
-                break
-            first_err = first_err or err
-        else:
-            assert first_err is not None
-            placements[c.key] = _refused(c.key, first_err)
 
+def _shard_plans(
+    observed: Sequence[ObservedService],
+    work: Mapping[int, _Shard],
+    shard: Callable[[int], _Shard],
+    owner: str,
+) -> tuple[ShardPlan, ...]:
+    """Each needed shard's ports and ownership record (other owners' records kept)."""
     by_index = {o.index: o for o in observed}
     needed = set(by_index) | {0} | {i for i, w in work.items() if w.mine}
     shards: list[ShardPlan] = []
@@ -437,11 +479,7 @@ def plan_services(
             [*w.others, *(s for specs in w.mine.values() for s in specs)], key=lambda s: s.name
         )
         shards.append(ShardPlan(i, w.name, tuple(managed), own))
-    return ServicePlan(
-        shards=tuple(shards),
-        chains=tuple(placements[k] for k in sorted(placements)),
-        removed=removed,
-    )
+    return tuple(shards)
 
 
 def _settle_staying(

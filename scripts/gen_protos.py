@@ -85,15 +85,17 @@ STUB_METHOD = re.compile(
     r"request_serializer=(\w+)\.(\w+)\.SerializeToString,\s*"
     r"response_deserializer=(\w+)\.(\w+)\.FromString"
 )
-# Typing protocol (in the package's `_grpc_typing`) for each client call shape.
+# Typing protocol (in `chainmonitor.grpc_typing`, shared by every generated package)
+# for each client call shape.
+TYPING_MODULE = "chainmonitor.grpc_typing"
 STUB_CALL_TYPE = {"unary": "UnaryUnary", "stream": "UnaryStream"}
 
 
 def grpc_stub_pyi(text: str, typing_module: str) -> str:
     """Typed stubs for the client side of a `_pb2_grpc.py` (protoc writes untyped code).
 
-    Only unary-unary and unary-stream client stubs are described (as the package's
-    `_grpc_typing.UnaryUnary` / `UnaryStream`); servicers are left out.
+    Only unary-unary and unary-stream client stubs are described (as
+    `chainmonitor.grpc_typing.UnaryUnary` / `UnaryStream`); servicers are left out.
     The output is kept `ruff`-clean because ruff does not skip `_pb2_grpc.pyi` files.
     """
     aliases: dict[str, str] = {}
@@ -104,8 +106,9 @@ def grpc_stub_pyi(text: str, typing_module: str) -> str:
             aliases[m.group(3)] = f"_m{len(aliases)}"
             imports.append(f"from {m.group(1)} import {m.group(2)} as {aliases[m.group(3)]}")
     used = sorted({STUB_CALL_TYPE[shape] for _, shape, *_ in STUB_METHOD.findall(text)})
-    lines = ["from typing import Any", "", f"from {typing_module} import {', '.join(used)}"]
-    lines += sorted(imports)
+    first_party = [f"from {typing_module} import {', '.join(used)}", *imports]
+    # One import block, sorted by module as ruff's isort sorts it.
+    lines = ["from typing import Any", "", *sorted(first_party, key=lambda i: i.split()[1])]
     for cls in re.findall(r"^class (\w+Stub)\(object\):", text, flags=re.M):
         body = text.split(f"class {cls}(object):", 1)[1].split("\nclass ", 1)[0]
         lines += ["", f"class {cls}:", "    def __init__(self, channel: Any) -> None: ..."]
@@ -122,7 +125,7 @@ def grpc_stub_pyi(text: str, typing_module: str) -> str:
 def generate(
     root: Path, inputs: list[Path], out: Path, package: str, pool: tuple[str, str]
 ) -> None:
-    typing_module = f"{package}._grpc_typing"
+    typing_module = TYPING_MODULE
     files = proto_files(root, inputs)
     tops = {f.parts[0] for f in files}
     with tempfile.TemporaryDirectory() as tmp:

@@ -74,12 +74,8 @@ from tests.support.consumer import RPC_PORT, ConsumerChain, node_rpc  # noqa: E4
 from tests.support.kube import ControlPlane, start_control_plane  # noqa: E402
 from tests.support.kubelet import StandInKubelet, consumer_statefulset  # noqa: E402
 from tests.support.netprobe import Prober  # noqa: E402
-from tests.support.procs import (  # noqa: E402
-    TestBedError,
-    pids_alive,
-    processes_mentioning,
-    wait_for,
-)
+from tests.support.polling import Died, any_error, wait_until  # noqa: E402
+from tests.support.procs import TestBedError, pids_alive, processes_mentioning  # noqa: E402
 
 NAMES: Final = ("alice", "bob", "charlie")
 SERVICE_NAMESPACE: Final = "provider"
@@ -227,10 +223,11 @@ def create_namespace(plane: ControlPlane, name: str) -> None:
     with contextlib.suppress(ApiException):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     # Pods are refused until the controller manager made the default ServiceAccount.
-    wait_for(
+    wait_until(
         f"{plane.name}: default ServiceAccount in {name}",
         lambda: core.read_namespaced_service_account("default", name) is not None,
         timeout=120,
+        not_yet=any_error,
     )
 
 
@@ -729,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return actions[args.action]()
-    except (TestBedError, OSError) as e:
+    except (TestBedError, Died, OSError) as e:
         say(f"error: {e}")
         return 1
 

@@ -28,7 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.kube import ControlPlane, start_control_plane
-from tests.support.procs import wait_for
+from tests.support.polling import any_error, wait_until
 
 # Fixture modules of other components (provider chain, ...) register here.
 pytest_plugins: list[str] = [
@@ -105,19 +105,21 @@ def create_namespace(api: client.ApiClient, name: str, wait_default_sa: bool = T
     core = client.CoreV1Api(api)
     with contextlib.suppress(ApiException):
         core.delete_namespace(name)
-    wait_for(
+    wait_until(
         f"namespace {name} to be gone",
         lambda: _absent(lambda: core.read_namespace(name)),
         timeout=60,
+        not_yet=any_error,
     )
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     if wait_default_sa:
         # The ServiceAccount admission plugin refuses pods until the controller
         # manager has created `default` in the namespace.
-        wait_for(
+        wait_until(
             f"default ServiceAccount in {name}",
             lambda: core.read_namespaced_service_account("default", name) is not None,
             timeout=30,
+            not_yet=any_error,
         )
     return name
 

@@ -42,13 +42,9 @@ from kubernetes import client
 
 from discovery.api import SERVICE_NAME as DISCOVERY_SERVICE
 from tests.support.alerts import chart_rules
-from tests.support.procs import Process, free_ports, tool, wait_for
-from tests.support.service_fixtures import (
-    SERVICE_NAME,
-    Cluster,
-    eventually,
-    running_service,
-)
+from tests.support.polling import any_error, eventually, wait_until
+from tests.support.procs import Process, free_ports, tool
+from tests.support.service_fixtures import SERVICE_NAME, Cluster, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain, pytest.mark.helm]
 
@@ -191,7 +187,14 @@ def prometheus_scraping(
             with urllib.request.urlopen(url, timeout=2) as r:
                 return bool(r.status == 200)
 
-        wait_for("Prometheus ready", ready, 60, interval=0.3, alive=process.exit_reason)
+        wait_until(
+            "Prometheus ready",
+            ready,
+            timeout=60,
+            interval=0.3,
+            alive=process.exit_reason,
+            not_yet=any_error,
+        )
         yield prom
     finally:
         process.stop()
@@ -253,7 +256,7 @@ async def consumer_chain(clusters: list[Cluster]) -> AsyncIterator[str]:
 
 
 async def until(what: str, check: Any, within: float = 90.0) -> Any:
-    return await eventually(check, what, within=within, interval=0.5)
+    return await eventually(what, check, timeout=within, interval=0.5)
 
 
 async def test_alerts_fire_on_faults_and_resolve_and_the_dashboard_queries_answer(
@@ -277,8 +280,8 @@ async def test_alerts_fire_on_faults_and_resolve_and_the_dashboard_queries_answe
                 reflected_services, service.api.port
             )
             await eventually(
-                lambda: (v := service.store.current.chain(chain_id)) is not None and v.exposed,
                 "alice exposing the chain",
+                lambda: (v := service.store.current.chain(chain_id)) is not None and v.exposed,
                 in_thread=False,
             )
             await asyncio.to_thread(alice.add_consumer_pod, chain_id, CONSUMER_IP)

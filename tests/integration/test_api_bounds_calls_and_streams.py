@@ -10,7 +10,6 @@ a change to one chain's peers reaches that chain's streams only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import replace
 
 import grpc
@@ -22,15 +21,9 @@ from discovery._proto.ics.discovery.v1.discovery_pb2_grpc import DiscoveryStub
 from discovery.api import ApiServer
 from discovery.state import ChainPeers, DiscoveryState, StateStore
 from tests.support.discovery_states import build_state
+from tests.support.polling import eventually
 
 STATE = build_state(chains={"1": "chain-1", "2": "chain-2"})
-
-
-async def _until(what: str, check: Callable[[], bool], limit: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def _open(stub: DiscoveryStub, chain_id: str) -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg,unused-ignore]
@@ -67,13 +60,25 @@ async def test_streams_beyond_the_limit_are_refused_and_counted() -> None:
             streams[0].cancel()
             servicer = server.servicer
             assert servicer is not None
-            await _until("the closed stream to be released", lambda: servicer.open_streams == 2)
+            await eventually(
+                "the closed stream to be released",
+                lambda: servicer.open_streams == 2,
+                timeout=10,
+                interval=0.02,
+                in_thread=False,
+            )
             again = _open(stub, "chain-2")
             assert (await asyncio.wait_for(again.read(), 10)).present
             assert registry.get_sample_value("ics_discovery_api_watch_streams") == 3
             for s in (*streams[1:], again):
                 s.cancel()
-            await _until("every stream released", lambda: servicer.open_streams == 0)
+            await eventually(
+                "every stream released",
+                lambda: servicer.open_streams == 0,
+                timeout=10,
+                interval=0.02,
+                in_thread=False,
+            )
             assert registry.get_sample_value("ics_discovery_api_watch_streams_refused_total") == 1
     finally:
         await server.stop(grace=1)
@@ -95,19 +100,25 @@ async def test_calls_beyond_the_concurrency_limit_are_refused_by_grpc() -> None:
             assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             streams[0].cancel()
 
-            async def served() -> bool:
-                try:
-                    await stub.ListConsumers(pb.ListConsumersRequest(), timeout=5)
-                    return True
-                except grpc.aio.AioRpcError as e:
-                    if e.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:
-                        raise
-                    return False
+            loop = asyncio.get_running_loop()
 
-            deadline = asyncio.get_running_loop().time() + 10
-            while not await served():
-                assert asyncio.get_running_loop().time() < deadline, "slot never freed"
-                await asyncio.sleep(0.05)
+            async def list_consumers() -> pb.ListConsumersResponse:
+                return await stub.ListConsumers(pb.ListConsumersRequest(), timeout=5)
+
+            def served() -> bool:
+                """One call answered (made on the loop; this check runs in a worker thread)."""
+                asyncio.run_coroutine_threadsafe(list_consumers(), loop).result()
+                return True
+
+            def exhausted(e: Exception) -> bool:
+                return (
+                    isinstance(e, grpc.aio.AioRpcError)
+                    and e.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                )
+
+            await eventually(
+                "a call slot freed", served, timeout=10, interval=0.05, not_yet=exhausted
+            )
             streams[1].cancel()
     finally:
         await server.stop(grace=1)
@@ -132,10 +143,16 @@ async def test_a_change_reaches_only_the_streams_of_its_chain() -> None:
             on_2 = [_open(stub, "chain-2") for _ in range(10)]
             for s in on_1 + on_2:
                 await asyncio.wait_for(s.read(), 10)
-            await _until("20 streams waiting", lambda: store.waiting == 20)
+            await eventually(
+                "20 streams waiting",
+                lambda: store.waiting == 20,
+                timeout=10,
+                interval=0.02,
+                in_thread=False,
+            )
             assert store.watched_chains == 2
             before = store.wakeups
-            store.publish(_chain_1_without_peers(STATE))
+            store.update(_chain_1_without_peers(STATE))
             for s in on_1:
                 msg = await asyncio.wait_for(s.read(), 10)
                 assert msg.present

@@ -100,10 +100,10 @@ async def test_watch_sends_current_list_then_each_change_only(served: Served) ->
     assert first.present
     assert any("2001:db8::2" in p.entry for p in first.peers.peers)
     # A new height with the same peers is not a change for watchers ...
-    store.publish(replace(store.current, height=101))
+    store.update(replace(store.current, height=101))
     # ... so the next message is this edit of bob's endpoint.
     moved = build_state(height=102, validators=(ALICE, BOB_MOVED, CAROL, MALLORY))
-    store.publish(moved)
+    store.update(moved)
     second = await asyncio.wait_for(anext(messages), 5)
     assert second.present
     assert second.peers.height == 102
@@ -111,7 +111,7 @@ async def test_watch_sends_current_list_then_each_change_only(served: Served) ->
     assert any("198.51.100.22" in e for e in entries)
     assert not any("2001:db8::2" in e for e in entries)
     # The chain going away is a change too.
-    store.publish(replace(moved, chains=moved.chains[1:], height=103))
+    store.update(replace(moved, chains=moved.chains[1:], height=103))
     third = await asyncio.wait_for(anext(messages), 5)
     assert not third.present
     assert third.peers.chain_id == "consumer-a"

@@ -14,8 +14,8 @@ import pytest
 
 from chainmonitor.queries import GrpcQueries, RestQueries
 from chainmonitor.types import ChainSnapshot, ConsumerId, ConsumerPhase
-from tests.integration.chainmonitor_support import running_monitor, snapshot_where
 from tests.support.chain import BLOCKS_PER_EPOCH, ProviderChain, parse_rfc3339
+from tests.support.chainmonitor_support import running_monitor, snapshot_where
 
 pytestmark = pytest.mark.chain
 

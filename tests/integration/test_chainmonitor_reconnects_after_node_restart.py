@@ -18,15 +18,10 @@ import pytest
 
 from chainmonitor.backoff import JitteredBackoff
 from chainmonitor.queries import GrpcQueries
-from tests.integration.chainmonitor_support import (
-    details_of,
-    running_monitor,
-    snapshot_where,
-    wait_until,
-)
 from tests.support.chain import ProviderChain
 from tests.support.chain_fixtures import running_provider_chain
-from tests.support.procs import wait_for
+from tests.support.chainmonitor_support import details_of, running_monitor, snapshot_where
+from tests.support.polling import any_error, eventually
 
 pytestmark = pytest.mark.chain
 
@@ -39,8 +34,11 @@ def provider_chain4(testbed_dir: Path) -> Iterator[ProviderChain]:
 
 async def blocks_past(chain: ProviderChain, node: int, height: int) -> None:
     """Wait until `node` has committed `height` (its RPC, polled from a worker thread)."""
-    await asyncio.to_thread(
-        wait_for, f"height {height} on node {node}", lambda: chain.height(node) >= height, 60
+    await eventually(
+        f"height {height} on node {node}",
+        lambda: chain.height(node) >= height,
+        timeout=60,
+        not_yet=any_error,
     )
 
 
@@ -59,7 +57,13 @@ async def test_stream_recovers_and_nothing_is_lost_across_a_node_restart(
         start = monitor.counters
         assert start.stream.connected
         await asyncio.to_thread(chain.stop_node, watched)
-        await wait_until(lambda: not monitor.counters.stream.connected, "stream to drop")
+        await eventually(
+            "stream to drop",
+            lambda: not monitor.counters.stream.connected,
+            timeout=30,
+            interval=0.02,
+            in_thread=False,
+        )
 
         # Committed by the three other validators while the stream is down.
         tx = await asyncio.to_thread(chain.edit_validator, v0, details=during)
@@ -71,7 +75,13 @@ async def test_stream_recovers_and_nothing_is_lost_across_a_node_restart(
 
         await asyncio.to_thread(chain.start_node, watched)
         snap = await snapshot_where(monitor, lambda s: details_of(s, v0) == during, within=90)
-        await wait_until(lambda: monitor.counters.stream.connected, "stream live again")
+        await eventually(
+            "stream live again",
+            lambda: monitor.counters.stream.connected,
+            timeout=30,
+            interval=0.02,
+            in_thread=False,
+        )
         middle = monitor.counters
         assert middle.stream.reconnects >= start.stream.reconnects + 1
         assert middle.stream.connects >= start.stream.connects + 1

@@ -30,19 +30,19 @@ from chainmonitor.events import TxCommitted
 from chainmonitor.monitor import MonitorSettings
 from chainmonitor.queries import GrpcQueries
 from chainmonitor.stream import StreamSettings, StreamSignal
-from tests.integration.chainmonitor_support import (
+from tests.support.chain import export_key_hex
+from tests.support.chain_fixtures import stop_and_verify
+from tests.support.chainmonitor_support import (
     SMALL_EVENT_BUFFERS,
     EditBurst,
     StallingProxy,
     TunedProviderChain,
     details_of,
-    export_key_hex,
     running_monitor,
     snapshot_where,
     start_tuned_chain,
-    wait_until,
 )
-from tests.support.chain_fixtures import stop_and_verify
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.chain
 
@@ -116,16 +116,25 @@ async def test_cancelled_subscription_is_recovered_and_the_state_resynced(
             elif probe_tx.txhash.upper() not in events:
                 # The node dropped the subscription and its notice: the timer's
                 # resync found the edit, which must make the stream reconnect.
-                await wait_until(
+                await eventually(
+                    "the periodic resync to repair the stream (a new connection)",
                     lambda: (
                         monitor.counters.stream.forced_reconnects >= 1
                         and monitor.counters.stream.connects > connects
                     ),
-                    "the periodic resync to repair the stream (a new connection)",
+                    timeout=30,
+                    interval=0.02,
+                    in_thread=False,
                 )
             # else: renewed after the notice (cancellations >= 1), or, on a slow
             # machine, the burst did not overflow; either way events flow.
-            await wait_until(lambda: monitor.counters.stream.connected, "stream live")
+            await eventually(
+                "stream live",
+                lambda: monitor.counters.stream.connected,
+                timeout=30,
+                interval=0.02,
+                in_thread=False,
+            )
 
             # Repaired: the next edit arrives as an event for its own tx.
             final = f"after the burst {token} - p2p=10.0.9.9"

@@ -13,8 +13,8 @@ import secrets
 
 import pytest
 
-from tests.integration.chainmonitor_support import details_of, running_monitor, snapshot_where
 from tests.support.chain import ProviderChain
+from tests.support.chainmonitor_support import details_of, running_monitor, snapshot_where
 
 pytestmark = pytest.mark.chain
 

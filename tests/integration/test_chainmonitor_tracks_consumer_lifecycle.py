@@ -13,8 +13,8 @@ import secrets
 import pytest
 
 from chainmonitor.types import ChainSnapshot, ConsumerPhase
-from tests.integration.chainmonitor_support import running_monitor, snapshot_where
 from tests.support.chain import ProviderChain
+from tests.support.chainmonitor_support import running_monitor, snapshot_where
 
 pytestmark = pytest.mark.chain
 

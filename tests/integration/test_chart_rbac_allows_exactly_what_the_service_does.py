@@ -25,21 +25,19 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from discovery.configmap_control import Outcome, PeersConfigMapControl
+from discovery.notify import RestartNotifier
 from discovery.own_endpoint import IngressWatch
-from discovery.publish import (
-    Outcome,
-    PeersConfigMapControl,
-    RestartNotifier,
-    WorkloadRef,
-    build_peers_configmap,
-    workload_path,
-)
-from lbmanager import DesiredState, LbSettings, LoadBalancerReconciler
+from discovery.peers_configmap import build_peers_configmap
+from discovery.workloads import WorkloadRef
+from lbmanager import DesiredState, LbSettings
+from lbmanager.consumer_pods import POD_KEY_HASH_LABEL, PodScope, pod_labels_for_key
 from lbmanager.errors import SliceNameTaken
-from lbmanager.kube import KubeRest
+from lbmanager.kube import KubeRest, workload_path
 from lbmanager.leader import LeaderElector, LeaseConfig
 from lbmanager.naming import SERVICE_NAME_LABEL
-from lbmanager.pods import POD_KEY_HASH_LABEL, PodScope, PodWatcher, pod_labels_for_key
+from lbmanager.pods import PodWatcher
+from lbmanager.reconciler import LoadBalancerReconciler
 from tests.support.helm import (
     HelmFailed,
     Permission,
@@ -51,7 +49,7 @@ from tests.support.helm import (
 from tests.support.helm_fixtures import ChartReleases
 from tests.support.kube import ControlPlane
 from tests.support.lb import chain, create_consumer_pod, model, set_pod_status
-from tests.support.procs import wait_for
+from tests.support.polling import any_error, eventually, wait_until
 
 pytestmark = [pytest.mark.kube, pytest.mark.helm]
 
@@ -129,10 +127,11 @@ def _exercise_lbmanager(
     watcher.start()
     try:
         assert watcher.wait_synced(15), watcher.last_error
-        wait_for(
+        wait_until(
             "the pod watch request",
             lambda: any("watch=true" in url for _, url, _s in rec.requests),
             timeout=15,
+            not_yet=any_error,
         )
     finally:
         watcher.stop()
@@ -176,13 +175,16 @@ async def _exercise_own_endpoint(rec: RecordingApiClient, namespace: str) -> Non
     watch = IngressWatch(KubeRest(rec), namespace, LB, lambda _ingress: None)
     watch.start()
     try:
-        deadline = asyncio.get_running_loop().time() + 15
-        while not any(
-            "watch=true" in url and "fieldSelector=metadata.name" in url
-            for _, url, _s in rec.requests
-        ):
-            assert asyncio.get_running_loop().time() < deadline, "no watch of the Service"
-            await asyncio.sleep(0.05)
+        await eventually(
+            "a watch of the Service",
+            lambda: any(
+                "watch=true" in url and "fieldSelector=metadata.name" in url
+                for _, url, _s in rec.requests
+            ),
+            timeout=15,
+            interval=0.05,
+            in_thread=False,
+        )
     finally:
         await watch.stop()
 

@@ -24,13 +24,12 @@ import pytest
 from kubernetes import client
 
 from discovery.nodekey import derive_node_key
-from discovery.publish import PEERS_HASH_ANNOTATION, peers_configmap_name
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION, peers_configmap_name
 from discovery.service import DiscoveryService
 from discovery.settings import ENV_PREFIX, check_files, load_settings
+from lbmanager.consumer_pods import pod_annotations_for_key, pod_labels_for_key
 from lbmanager.naming import service_port_name
-from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
-from tests.integration.chainmonitor_support import export_key_hex
-from tests.support.chain import ProviderChain
+from tests.support.chain import ProviderChain, export_key_hex
 from tests.support.helm import (
     RecordingApiClient,
     container_environment,
@@ -41,12 +40,12 @@ from tests.support.helm import (
 from tests.support.helm_fixtures import ChartReleases
 from tests.support.kube import ControlPlane
 from tests.support.lb import create_consumer_pod, model
+from tests.support.polling import eventually
 from tests.support.service_fixtures import (
     FAST_MONITOR,
     FAST_STREAM,
     NAMES,
     Cluster,
-    eventually,
     publish_endpoints,
 )
 
@@ -83,7 +82,7 @@ def _consumer_deployment(api: client.ApiClient, namespace: str, chain_id: str) -
 
 
 @pytest.mark.parametrize("scope", ["one-namespace", "anywhere"])
-async def test_the_service_runs_as_the_charts_service_account(
+async def test_the_service_runs_as_the_charts_service_account(  # noqa: PLR0915 (one scenario)
     scope: str,
     control_plane: ControlPlane,
     chart_releases: ChartReleases,
@@ -183,7 +182,7 @@ async def test_the_service_runs_as_the_charts_service_account(
                 svc = core.read_namespaced_service(LB, lb_ns)
                 return any(p.name == port_name for p in svc.spec.ports)
 
-            await eventually(exposed, "the chain's port on the chart's LoadBalancer")
+            await eventually("the chain's port on the chart's LoadBalancer", exposed)
 
             def peers_written() -> bool:
                 found = core.list_namespaced_config_map(
@@ -191,13 +190,13 @@ async def test_the_service_runs_as_the_charts_service_account(
                 )
                 return bool(found.items)
 
-            await eventually(peers_written, "the peers ConfigMap beside the consumer pod")
+            await eventually("the peers ConfigMap beside the consumer pod", peers_written)
 
             def rolled() -> bool:
                 d = client.AppsV1Api(kube).read_namespaced_deployment("consumer-node", consumers)
                 return PEERS_HASH_ANNOTATION in (d.spec.template.metadata.annotations or {})
 
-            await eventually(rolled, "the consumer Deployment rolled for its peers")
+            await eventually("the consumer Deployment rolled for its peers", rolled)
 
             # The load balancer assigns the address (as MetalLB would): it goes on chain.
             await asyncio.to_thread(
@@ -211,7 +210,7 @@ async def test_the_service_runs_as_the_charts_service_account(
                 details = chain.staking_validator(me.validator.operator)["description"]["details"]
                 return NEW_ADDRESS in str(details)
 
-            await eventually(published, "our new address published on chain")
+            await eventually("our new address published on chain", published)
             details = chain.staking_validator(me.validator.operator)["description"]["details"]
             if node_id:
                 assert details.endswith(f"node={node_id} p2p={NEW_ADDRESS}"), details

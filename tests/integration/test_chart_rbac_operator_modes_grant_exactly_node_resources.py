@@ -33,6 +33,7 @@ from tests.support.operators import (
     install_cosmopilot_crds,
     install_cosmos_operator_crd,
 )
+from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.helm]
 
@@ -147,10 +148,13 @@ def test_operator_modes_grant_get_list_watch_patch_in_the_consumers_namespace(
         for w in watches:
             w.start()
         try:
-            deadline = asyncio.get_running_loop().time() + 30
-            while sum("watch=true" in url for _, url, _s in rec.requests) < len(watches):
-                assert asyncio.get_running_loop().time() < deadline, "not every kind watched"
-                await asyncio.sleep(0.05)
+            await eventually(
+                "a watch of every kind",
+                lambda: sum("watch=true" in url for _, url, _s in rec.requests) >= len(watches),
+                timeout=30,
+                interval=0.05,
+                in_thread=False,
+            )
             async with asyncio.timeout(30):
                 await woken.wait()
         finally:

@@ -1,7 +1,7 @@
 """`make status` shows each cluster's LoadBalancer address, ports, peers; `make kind-down` cleans.
 
 Status reads what ics-discovery writes (the Service, with ports named by
-lbmanager, and the peers ConfigMaps built by `discovery.publish`), so the
+lbmanager, and the peers ConfigMaps built by `discovery.peers_configmap`), so the
 objects seeded here come from the real builders. kind-down deletes only what
 exists, removes the local state and the `kind` network unless other
 containers still use it, and can run again without error.
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from discovery.publish import build_peers_configmap
+from discovery.peers_configmap import build_peers_configmap
 from discovery.state import PeerRecord
 from lbmanager.naming import service_port_name
 from tests.support.standins.harness import CLUSTERS, ScriptBed, make_testbed

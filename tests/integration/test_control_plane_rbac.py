@@ -9,7 +9,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.kube import ControlPlane
-from tests.support.procs import wait_for
+from tests.support.polling import any_error, wait_until
 
 pytestmark = pytest.mark.kube
 
@@ -49,13 +49,14 @@ def test_serviceaccount_is_denied_until_a_role_allows_it(
     )
     # The authorizer sees new bindings through an informer, and the controller
     # manager publishes kube-root-ca.crt into new namespaces: both a moment later.
-    wait_for(
+    wait_until(
         "the new RoleBinding to allow listing ConfigMaps",
         lambda: any(
             cm.metadata.name == "kube-root-ca.crt"
             for cm in as_sa.list_namespaced_config_map(namespace).items
         ),
         timeout=30,
+        not_yet=any_error,
     )
     # Only what was granted: reading Secrets stays forbidden.
     with pytest.raises(ApiException) as err2:

@@ -6,7 +6,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.procs import wait_for
+from tests.support.polling import any_error, wait_until
 
 pytestmark = pytest.mark.kube
 
@@ -120,7 +120,7 @@ def test_endpointslice_owned_by_service_is_garbage_collected(
             return bool(e.status == 404)
         return False
 
-    wait_for("garbage collection of the owned EndpointSlice", gone, timeout=30)
+    wait_until("garbage collection of the owned EndpointSlice", gone, timeout=30, not_yet=any_error)
 
 
 def test_loadbalancer_ingress_is_set_through_status_subresource(

@@ -20,7 +20,8 @@ from kubernetes import client
 from discovery.metrics import sample_value
 from discovery.operators import OWNED_PEERS_ANNOTATION
 from tests.support.operators import get_resource, install_cosmopilot_crds
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -90,12 +91,12 @@ async def test_peers_land_in_every_group_of_the_chain_node_set(clusters: list[Cl
             alice, notify_modes={chain_id: "cosmopilot"}, resync_interval=3600.0
         ) as a:
             view = await eventually(
+                "the missing resource reported",
                 lambda: (
                     (v := a.service.store.current.chain(chain_id))
                     and "no ChainNodeSet/ChainNode" in v.problem
                     and v
                 ),
-                "the missing resource reported",
                 in_thread=False,
             )
             text = a.service.metrics.render()[0].decode()
@@ -135,7 +136,7 @@ async def test_peers_land_in_every_group_of_the_chain_node_set(clusters: list[Cl
                 nodes = the_set()["spec"]["nodes"]
                 return [g.get("peers") for g in nodes] == [[SENTRY, *ours], ours]
 
-            await eventually(lambda: groups_carry(ours), "our peers in every group")
+            await eventually("our peers in every group", lambda: groups_carry(ours))
             found = the_set()
             assert found["metadata"]["annotations"][OWNED_PEERS_ANNOTATION] == ",".join(
                 sorted([bob.node_id, charlie.node_id])
@@ -154,7 +155,7 @@ async def test_peers_land_in_every_group_of_the_chain_node_set(clusters: list[Cl
             moved = "198.51.100.72"
             await publish_endpoints(clusters, {"bob": moved})
             moved_ours = [record(e) for e in sorted([bob.entry(port, moved), charlie.entry(port)])]
-            await eventually(lambda: groups_carry(moved_ours), "bob's new address in every group")
+            await eventually("bob's new address in every group", lambda: groups_carry(moved_ours))
             text = a.service.metrics.render()[0].decode()
             labels["outcome"] = "done"
             assert sample_value(text, "ics_discovery_consumer_notifications_total", labels) == 2

@@ -26,7 +26,8 @@ from discovery.operator_notify import OperatorNotifier, ResourceOutcome
 from lbmanager.kube import KubeRest
 from tests.support.kube import ControlPlane
 from tests.support.operators import cosmos_full_node, install_cosmos_operator_crd, install_crds
-from tests.support.procs import Process, free_ports, tool, wait_for
+from tests.support.polling import any_error, wait_until
+from tests.support.procs import Process, free_ports, tool
 
 pytestmark = [pytest.mark.kube]
 
@@ -92,26 +93,29 @@ def test_the_operator_renders_our_peers_after_the_sentry(
         "cosmosfullnodes",
         cosmos_full_node("node", CHAIN, peers=SENTRY),
     )
-    wait_for(
+    wait_until(
         "the operator's ConfigMap with the sentry",
         lambda: rendered_peers(operator, kube, namespace) == SENTRY,
         timeout=120,
+        not_yet=any_error,
     )
     notifier = OperatorNotifier(KubeRest(kube))
 
     report = asyncio.run(notifier.notify("cosmos-operator", CHAIN, [BOB, CAROL], [namespace]))
     assert [r.outcome for r in report.results] == [ResourceOutcome.PATCHED], report
     want = f"{SENTRY},{BOB},{CAROL}"
-    wait_for(
+    wait_until(
         "our peers in config.toml",
         lambda: rendered_peers(operator, kube, namespace) == want,
         timeout=120,
+        not_yet=any_error,
     )
 
     # The peers change: the operator renders the new list, the sentry still first.
     asyncio.run(notifier.notify("cosmos-operator", CHAIN, [DAVE], [namespace]))
-    wait_for(
+    wait_until(
         "the changed peers in config.toml",
         lambda: rendered_peers(operator, kube, namespace) == f"{SENTRY},{DAVE}",
         timeout=120,
+        not_yet=any_error,
     )

@@ -20,13 +20,15 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from discovery.apply.effects import Wake
 from discovery.metrics import sample_value
 from discovery.operator_notify import OperatorNotifier, ResourceOutcome
 from discovery.operators import COSMOS_FULL_NODE, OWNED_PEERS_ANNOTATION
 from lbmanager.kube import KubeRest
 from tests.support.kube import ControlPlane
 from tests.support.operators import cosmos_full_node, get_resource, install_cosmos_operator_crd
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube]
 
@@ -58,12 +60,12 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
         ) as a:
             # No CosmosFullNode yet: nothing written, the state and the counter say why.
             view = await eventually(
+                "the missing resource reported",
                 lambda: (
                     (v := a.service.store.current.chain(chain_id))
                     and "no CosmosFullNode" in v.problem
                     and v
                 ),
-                "the missing resource reported",
                 in_thread=False,
             )
             assert "peers not written" in view.problem
@@ -90,12 +92,12 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
             ours = sorted([bob.entry(port), charlie.entry(port)])
             want = ",".join([SENTRY, *ours])
             node = await eventually(
+                "our peers after the sentry",
                 lambda: (
                     (o := read(alice, "consumer-node"))["spec"]["chain"]["config"].get("peers")
                     == want
                     and o
                 ),
-                "our peers after the sentry",
             )
             assert node["metadata"]["annotations"][OWNED_PEERS_ANNOTATION] == ",".join(
                 sorted([bob.node_id, charlie.node_id])
@@ -106,10 +108,10 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
             assert {k: node["spec"][k] for k in expected} == expected
             assert node["metadata"]["labels"] == {"team": "validators"}
             await eventually(
+                "the problem cleared",
                 lambda: (
                     (v := a.service.store.current.chain(chain_id)) is not None and v.problem == ""
                 ),
-                "the problem cleared",
                 in_thread=False,
             )
             # Status and the API: the target, the resource, and that it carries the peers.
@@ -130,11 +132,11 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
                 {"spec": {"chain": {"config": {"peers": SENTRY}}}},
             )
             await eventually(
+                "our peers written back after the hand edit",
                 lambda: (
                     read(alice, "consumer-node")["spec"]["chain"]["config"].get("peers") == want
                 ),
-                "our peers written back after the hand edit",
-                within=30,
+                timeout=30,
             )
 
             # Bob moves: his entry is replaced, the sentry stays first.
@@ -142,11 +144,11 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
             await publish_endpoints(clusters, {"bob": moved})
             moved_want = ",".join([SENTRY, *sorted([bob.entry(port, moved), charlie.entry(port)])])
             await eventually(
+                "bob's new address in the CosmosFullNode",
                 lambda: (
                     read(alice, "consumer-node")["spec"]["chain"]["config"].get("peers")
                     == moved_want
                 ),
-                "bob's new address in the CosmosFullNode",
             )
             patches = [w for w in a.writes() if PLURAL in w[1]]
             assert [w[0] for w in patches] == ["PATCH", "PATCH", "PATCH"]
@@ -155,9 +157,9 @@ async def test_peers_land_in_the_cosmos_full_node_and_follow_changes(
             assert sample_value(text, name, {**labels, "outcome": "failed"}) is None
 
             # A full resync of an unchanged world writes nothing.
-            a.service.wake("timer")
+            a.service.wake(Wake.TIMER)
             await eventually(
-                lambda: a.service.stats.full_reconciles >= 2, "a full resync", in_thread=False
+                "a full resync", lambda: a.service.stats.full_reconciles >= 2, in_thread=False
             )
             await asyncio.sleep(1)
             assert len([w for w in a.writes() if PLURAL in w[1]]) == 3

@@ -21,13 +21,15 @@ import pytest
 from kubernetes import client
 
 from discovery.ports import derive_ports
-from lbmanager import DesiredState, LbSettings, LoadBalancerController
+from lbmanager import DesiredState, LbSettings
+from lbmanager.reconciler import LoadBalancerController
 from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
 from tests.support import dataplane, netlab
 from tests.support.chain import ProviderChain
 from tests.support.consumer import P2P_PORT, ConsumerChain, node_rpc
 from tests.support.lb import chain, create_consumer_pod
-from tests.support.procs import pids_alive, wait_for
+from tests.support.polling import any_error, eventually
+from tests.support.procs import pids_alive
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain, pytest.mark.netns]
 
@@ -135,7 +137,7 @@ async def check_consumer_chain(
         def all_addresses() -> bool:
             return all(dataplane.lb_address(bed.apis[c], bed.namespaces[c]) for c in CLUSTERS)
 
-        await asyncio.to_thread(wait_for, "LoadBalancer addresses", all_addresses, 60)
+        await eventually("LoadBalancer addresses", all_addresses, timeout=60, not_yet=any_error)
         lbs = {c: str(dataplane.lb_address(bed.apis[c], bed.namespaces[c])) for c in CLUSTERS}
         for c in CLUSTERS:
             lo, hi = (ipaddress.IPv4Address(a) for a in bed.pools[c])
@@ -169,13 +171,13 @@ async def check_consumer_chain(
             (r for n in consumer.nodes.values() if n.process and (r := n.process.exit_reason())),
             None,
         )
-        await asyncio.to_thread(
-            wait_for,
+        await eventually(
             "consumer chain producing with every node connected to both peers",
             connected_and_producing,
-            240,
-            0.5,
-            alive,
+            timeout=240,
+            interval=0.5,
+            not_yet=any_error,
+            alive=alive,
         )
 
         # Every node lists the other two validators' nodes; every outbound connection goes
@@ -214,4 +216,10 @@ async def check_consumer_chain(
             sigs = commit["signed_header"]["commit"]["signatures"]
             return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 
-        await asyncio.to_thread(wait_for, "a block signed by all three", signed_by_all, 60, 0.2)
+        await eventually(
+            "a block signed by all three",
+            signed_by_all,
+            timeout=60,
+            interval=0.2,
+            not_yet=any_error,
+        )

@@ -19,11 +19,12 @@ import pytest
 from kubernetes import client
 
 from discovery.nodekey import derive_node_key, encode_node_key, secret_from_environment
-from tests.integration.chainmonitor_support import export_key_hex, write_key_file
 from tests.support import dataplane
+from tests.support.chain import export_key_hex, write_key_file
 from tests.support.consumer import ConsumerChain, node_rpc
 from tests.support.kubelet import StandInKubelet, consumer_statefulset
-from tests.support.service_fixtures import Cluster, eventually, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain, pytest.mark.netns]
 
@@ -35,7 +36,7 @@ def wire(clusters: list[Cluster], tmp_path: Path) -> Iterator[dataplane.DataPlan
         yield dp
 
 
-async def test_consumer_nodes_peer_through_what_the_services_published(
+async def test_consumer_nodes_peer_through_what_the_services_published(  # noqa: C901, PLR0915 (one scenario)
     clusters: list[Cluster],
     wire: dataplane.DataPlane,
     tmp_path: Path,
@@ -139,8 +140,8 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                 return {k: str(v) for k, v in lbs.items()}
 
             try:
-                lbs = await eventually(wired, "every node peered through the published addresses",
-                                       within=300, interval=0.5)  # fmt: skip
+                lbs = await eventually("every node peered through the published addresses", wired,
+                                       timeout=300, interval=0.5)  # fmt: skip
             except TimeoutError as e:
                 raise AssertionError(f"{e}\n{diagnosis()}") from e
 
@@ -174,7 +175,7 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                 sigs = commit["signed_header"]["commit"]["signatures"]
                 return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 
-            await eventually(signed_by_all, "a block signed by all three", within=60)
+            await eventually("a block signed by all three", signed_by_all, timeout=60)
 
             # alice's LoadBalancer address moves to another address of its pool (as an
             # operator asks MetalLB for one): alice publishes it, the others follow.
@@ -214,8 +215,8 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                         return False
                 return True
 
-            await eventually(followed, "the others reconnecting to alice's new address",
-                             within=300, interval=0.5)  # fmt: skip
+            await eventually("the others reconnecting to alice's new address", followed,
+                             timeout=300, interval=0.5)  # fmt: skip
             assert dataplane.cluster_lb_address(alice) == new_ip
 
             def signed_after_move() -> bool:
@@ -229,8 +230,8 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                 sigs = commit["signed_header"]["commit"]["signatures"]
                 return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 
-            await eventually(signed_after_move, "blocks signed by all three after the move",
-                             within=120)  # fmt: skip
+            await eventually("blocks signed by all three after the move", signed_after_move,
+                             timeout=120)  # fmt: skip
 
             # bob's consumer pod comes back with a new IP: its EndpointSlice follows, bob's
             # kube-proxy routes the LoadBalancer port to it and the others reconnect.
@@ -261,7 +262,7 @@ async def test_consumer_nodes_peer_through_what_the_services_published(
                 return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 
             try:
-                await eventually(reconnected, "peers reconnected to bob's new pod", within=180)
+                await eventually("peers reconnected to bob's new pod", reconnected, timeout=180)
             except TimeoutError as e:
                 raise AssertionError(f"{e}\n{diagnosis()}") from e
         # The stand-in kubelets met nothing but the API's own refusals (a Pod being replaced).

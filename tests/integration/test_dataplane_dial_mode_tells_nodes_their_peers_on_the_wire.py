@@ -21,8 +21,9 @@ from tests.support import dataplane
 from tests.support.chain import export_key_hex, write_key_file
 from tests.support.consumer import RPC_PORT, ConsumerChain, node_rpc
 from tests.support.kubelet import StandInKubelet, consumer_statefulset
+from tests.support.polling import eventually
 from tests.support.procs import Process
-from tests.support.service_fixtures import SERVICE_NAME, Cluster, eventually
+from tests.support.service_fixtures import SERVICE_NAME, Cluster
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain, pytest.mark.netns]
 
@@ -34,7 +35,7 @@ def wire(clusters: list[Cluster], tmp_path: Path) -> Iterator[dataplane.DataPlan
         yield dp
 
 
-async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
+async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(  # noqa: PLR0915 (one scenario)
     clusters: list[Cluster], wire: dataplane.DataPlane, tmp_path: Path
 ) -> None:
     net = wire.net
@@ -118,8 +119,8 @@ async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
             return {k: str(v) for k, v in lbs.items()}
 
         try:
-            lbs = await eventually(wired, "every node told its peers and connected",
-                                   within=300, interval=0.5)  # fmt: skip
+            lbs = await eventually("every node told its peers and connected", wired,
+                                   timeout=300, interval=0.5)  # fmt: skip
         except TimeoutError as e:
             tails = "\n".join(f"--- {n}\n{p.log_tail(20)}" for n, p in services.items())
             raise AssertionError(f"{e}\n{why[0]}\n{tails}") from e
@@ -145,7 +146,7 @@ async def test_dial_mode_peers_consumer_nodes_through_the_loadbalancers(
             sigs = commit["signed_header"]["commit"]["signatures"]
             return {s["validator_address"] for s in sigs if s["block_id_flag"] == 2} == everyone
 
-        await eventually(signed_by_all, "a block signed by all three", within=60)
+        await eventually("a block signed by all three", signed_by_all, timeout=60)
     finally:
         for k in kubelets:
             k.stop()

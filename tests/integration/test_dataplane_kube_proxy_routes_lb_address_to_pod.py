@@ -16,10 +16,12 @@ import pytest
 from kubernetes import client
 
 from discovery.ports import derive_ports
-from lbmanager import DesiredState, LbSettings, LoadBalancerController
+from lbmanager import DesiredState, LbSettings
+from lbmanager.reconciler import LoadBalancerController
 from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
 from tests.support import dataplane, netlab
 from tests.support.lb import chain, create_consumer_pod, set_pod_status
+from tests.support.polling import eventually
 from tests.support.procs import pids_alive
 
 pytestmark = [pytest.mark.kube, pytest.mark.netns]
@@ -91,18 +93,13 @@ async def controller(
 
 
 async def wait_address(api: client.ApiClient, namespace: str) -> str:
-    def get() -> str | None:
-        try:
-            return dataplane.lb_address(api, namespace)
-        except client.ApiException:
-            return None
-
-    for _ in range(600):
-        addr = await asyncio.to_thread(get)
-        if addr:
-            return addr
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no LoadBalancer address in {namespace}")
+    address = await eventually(
+        f"a LoadBalancer address in {namespace}",
+        lambda: dataplane.lb_address(api, namespace),
+        timeout=60,
+        not_yet=lambda e: isinstance(e, client.ApiException),
+    )
+    return str(address)
 
 
 async def test_lb_address_reaches_the_pod_across_clusters_and_follows_its_ip(bed: Bed) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from discovery.notify import DialOutcome, NotifyError, PeerDialer
-from tests.integration.chainmonitor_support import start_tuned_chain
 from tests.support.chain import ProviderChain
 from tests.support.chain_fixtures import stop_and_verify
+from tests.support.chainmonitor_support import start_tuned_chain
 
 pytestmark = pytest.mark.chain
 

@@ -22,9 +22,9 @@ import pytest
 
 from discovery.metrics import sample_value
 from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
-from tests.integration.chainmonitor_support import TunedProviderChain
 from tests.support.chain import ProviderChain
 from tests.support.chain_fixtures import stop_and_verify
+from tests.support.chainmonitor_support import TunedProviderChain
 from tests.support.fault_scenarios import (
     delete_namespace,
     launched_chain,
@@ -33,7 +33,8 @@ from tests.support.fault_scenarios import (
     validator_cast,
 )
 from tests.support.faultproxy import Fault, FaultProxy
-from tests.support.service_fixtures import Cluster, RunningService, eventually, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, RunningService, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -84,11 +85,11 @@ async def test_consumer_rpc_faults_are_survived_and_each_list_is_dialled_once(
                 alice, notify_default="dial", consumer_rpc_port=proxy.port
             ) as a:
                 view = await eventually(
-                    lambda: a.service.store.current.chain(chain_id), "alice's view of the chain"
+                    "alice's view of the chain", lambda: a.service.store.current.chain(chain_id)
                 )
                 assert view.ports is not None
                 port = view.ports.ports["p2p"]
-                await eventually(lambda: dialled(caplog) == 1, "the first dial", in_thread=False)
+                await eventually("the first dial", lambda: dialled(caplog) == 1, in_thread=False)
                 for index, (fault, after) in enumerate(FAULTS):
                     failed = dials(a, chain_id, "failed")
                     proxy.set_fault(fault, after_bytes=after)
@@ -99,7 +100,7 @@ async def test_consumer_rpc_faults_are_survived_and_each_list_is_dialled_once(
                         still_running(a)
                         return dials(a, chain_id, "failed") > before
 
-                    await eventually(dial_failed, f"a dial failing on {fault}", in_thread=False)
+                    await eventually(f"a dial failing on {fault}", dial_failed, in_thread=False)
                     assert not a.task.done(), f"the service stopped on {fault}"
                     assert dialled(caplog) == 1 + index
                     proxy.heal()
@@ -107,10 +108,10 @@ async def test_consumer_rpc_faults_are_survived_and_each_list_is_dialled_once(
                     def node_dials(host: str = moved) -> bool:
                         return f"{host}:{port}" in node.log_path.read_text(errors="replace")
 
-                    await eventually(node_dials, f"the node dialling bob at {moved}")
+                    await eventually(f"the node dialling bob at {moved}", node_dials)
                     await eventually(
-                        lambda i=index: dialled(caplog) == 2 + i,  # type: ignore[misc]
                         "the new list dialled",
+                        lambda i=index: dialled(caplog) == 2 + i,  # type: ignore[misc]
                         in_thread=False,
                     )
                 await asyncio.sleep(2)

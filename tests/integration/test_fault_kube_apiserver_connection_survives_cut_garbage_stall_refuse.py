@@ -36,7 +36,8 @@ from tests.support.fault_scenarios import (
 )
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.lb import CountingApiClient
-from tests.support.service_fixtures import Cluster, RunningService, eventually, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, RunningService, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -88,16 +89,16 @@ async def test_kube_api_faults_are_survived_without_lost_writes_or_extra_restart
         running_service(alice, api=api, notify_default="restart") as a,
     ):
         view = await eventually(
-            lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
             "alice exposing the chain",
+            lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
             in_thread=False,
         )
         assert view.ports is not None
         port = view.ports.ports["p2p"]
         await converged(alice, chain_id, peers_of(cast, port), "the first peers")
         await eventually(
-            lambda: restarts(alice).peers_hash == configmap_peers_hash(alice, chain_id),
             "the first restart",
+            lambda: restarts(alice).peers_hash == configmap_peers_hash(alice, chain_id),
         )
         first = await asyncio.to_thread(restarts, alice)
         for index, (fault, after) in enumerate(FAULTS):
@@ -116,14 +117,14 @@ async def test_kube_api_faults_are_survived_without_lost_writes_or_extra_restart
                     return kube_proxy.stats.held + kube_proxy.stats.stalled > held
                 return kube_faults(a, "transient") > n
 
-            await eventually(met, f"the service meeting {fault}", in_thread=False)
+            await eventually(f"the service meeting {fault}", met, in_thread=False)
             assert not a.task.done(), f"the service stopped on {fault}"
             kube_proxy.heal()
             want = peers_of(cast, port, {"bob": moved})
             await converged(alice, chain_id, want, f"bob's address {moved} after {fault}")
 
         final_hash = await asyncio.to_thread(configmap_peers_hash, alice, chain_id)
-        await eventually(lambda: restarts(alice).peers_hash == final_hash, "the last restart")
+        await eventually("the last restart", lambda: restarts(alice).peers_hash == final_hash)
         await asyncio.sleep(2)
         last = await asyncio.to_thread(restarts, alice)
         # No restart extra: at most one per peer list (a list whose restart was still

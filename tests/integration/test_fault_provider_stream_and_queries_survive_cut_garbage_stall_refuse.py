@@ -34,7 +34,8 @@ from tests.support.fault_scenarios import (
     validator_cast,
 )
 from tests.support.faultproxy import Fault, FaultProxy
-from tests.support.service_fixtures import Cluster, RunningService, eventually, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, RunningService, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -87,16 +88,16 @@ async def test_provider_faults_are_survived_and_every_change_arrives_once(
     }
     async with launched_chain(cast) as chain_id, running_service(alice, **overrides) as a:
         view = await eventually(
-            lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
             "alice exposing the chain",
+            lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
             in_thread=False,
         )
         assert view.ports is not None
         port = view.ports.ports["p2p"]
         await converged(alice, chain_id, peers_of(cast, port), "the first peers")
         await eventually(
-            lambda: restarts(alice).peers_hash == configmap_peers_hash(alice, chain_id),
             "the first restart",
+            lambda: restarts(alice).peers_hash == configmap_peers_hash(alice, chain_id),
         )
         first = await asyncio.to_thread(restarts, alice)
         lists = 0
@@ -120,7 +121,7 @@ async def test_provider_faults_are_survived_and_every_change_arrives_once(
                     return monitor.counters.stream.transient_failures > stream_before
                 return monitor.counters.query_failures > queries_before
 
-            await eventually(met, f"the service meeting {fault} on {broken}", in_thread=False)
+            await eventually(f"the service meeting {fault} on {broken}", met, in_thread=False)
             assert not a.task.done(), "the service stopped on a provider fault"
             assert a.service.stats.ready_at is not None
             for p in broken:
@@ -147,7 +148,7 @@ async def test_provider_faults_are_survived_and_every_change_arrives_once(
         # No restart extra: at most one per peer list (lists that come while a restart
         # is held down may be coalesced), and none lost: the workload has the last list.
         final_hash = await asyncio.to_thread(configmap_peers_hash, alice, chain_id)
-        await eventually(lambda: restarts(alice).peers_hash == final_hash, "the last restart")
+        await eventually("the last restart", lambda: restarts(alice).peers_hash == final_hash)
         await asyncio.sleep(2)
         last = await asyncio.to_thread(restarts, alice)
         assert first.generation < last.generation <= first.generation + lists

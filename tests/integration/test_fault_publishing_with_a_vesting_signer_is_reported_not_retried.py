@@ -27,16 +27,10 @@ from kubernetes import client
 
 from discovery.metrics import sample_value
 from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
-from tests.integration.chainmonitor_support import write_key_file
-from tests.support.chain import ProviderChain
+from tests.support.chain import ProviderChain, write_key_file
 from tests.support.fault_scenarios import delete_namespace, launched_chain, move, validator_cast
-from tests.support.service_fixtures import (
-    SERVICE_NAME,
-    Cluster,
-    RunningService,
-    eventually,
-    running_service,
-)
+from tests.support.polling import eventually
+from tests.support.service_fixtures import SERVICE_NAME, Cluster, RunningService, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -94,8 +88,8 @@ async def test_a_vesting_signer_is_a_permanent_reported_fault_not_retried_on_eve
         running_service(alice, publish_endpoint=True, publish_key_file=key_file) as a,
     ):
         await eventually(
-            lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed,
             "alice's LoadBalancer Service",
+            lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed,
             in_thread=False,
         )
         assert (await asyncio.to_thread(readyz, a))[0] == 200
@@ -103,8 +97,8 @@ async def test_a_vesting_signer_is_a_permanent_reported_fault_not_retried_on_eve
         failed = {"outcome": "failed"}
         publishing = {"part": "publishing", "kind": "permanent"}
         await eventually(
-            lambda: metric(a, "ics_discovery_endpoint_publications_total", failed) == 1,
             "the failed publication",
+            lambda: metric(a, "ics_discovery_endpoint_publications_total", failed) == 1,
             in_thread=False,
         )
         status, text = await asyncio.to_thread(readyz, a)
@@ -113,8 +107,8 @@ async def test_a_vesting_signer_is_a_permanent_reported_fault_not_retried_on_eve
         assert "not a base account" in text
         assert metric(a, "ics_discovery_faults_total", publishing) == 1
         await eventually(
-            lambda: metric(a, "ics_discovery_part_failed_permanently", {"part": "publishing"}) == 1,
             "the standing fault's gauge",
+            lambda: metric(a, "ics_discovery_part_failed_permanently", {"part": "publishing"}) == 1,
             in_thread=False,
         )
         # Many wake-ups (chain changes, a new address): no new attempt.
@@ -123,7 +117,7 @@ async def test_a_vesting_signer_is_a_permanent_reported_fault_not_retried_on_eve
             await move(cast, "bob", f"198.51.100.{60 + i}")
         await asyncio.to_thread(set_ingress, alice, "198.51.100.126")
         await eventually(
-            lambda: a.service.stats.reconciles >= reconciles + 3, "wake-ups", in_thread=False
+            "wake-ups", lambda: a.service.stats.reconciles >= reconciles + 3, in_thread=False
         )
         await asyncio.sleep(2)
         assert metric(a, "ics_discovery_endpoint_publications_total", failed) == 1

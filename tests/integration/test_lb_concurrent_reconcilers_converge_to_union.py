@@ -8,9 +8,10 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerReconciler, ReconcileReport
+from lbmanager import DesiredState, LbSettings, ReconcileReport
 from lbmanager.errors import KeyExposedByOtherOwner
 from lbmanager.naming import MANAGED_BY_LABEL, MANAGED_BY_VALUE, service_port_name
+from lbmanager.reconciler import LoadBalancerReconciler
 from tests.support.lb import chain, counting_client, list_slices
 
 pytestmark = pytest.mark.kube

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerController
+from lbmanager import DesiredState, LbSettings
 from lbmanager.naming import (
     KEY_ANNOTATION,
     MANAGED_BY_LABEL,
@@ -20,6 +19,7 @@ from lbmanager.naming import (
     service_port_name,
     slice_name,
 )
+from lbmanager.reconciler import LoadBalancerController
 from tests.conftest import create_namespace
 from tests.support.lb import (
     chain,
@@ -27,11 +27,14 @@ from tests.support.lb import (
     remove_finalizers,
     set_pod_status,
 )
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.kube
 
 SERVICE = "p2p-loadbalancer"
 HOLD = "ics-discovery.io/test-hold"
+# Slices follow a pod within a few watch events: well under this.
+FOLLOW = 10.0
 
 
 @contextlib.asynccontextmanager
@@ -61,27 +64,6 @@ def _endpoints(
         (e.addresses[0], e.conditions.ready, e.conditions.serving, e.conditions.terminating)
         for e in s.endpoints or []
     ]
-
-
-def _holds(check: Callable[[], bool]) -> bool:
-    """`check`, where an object it reads that does not exist yet means "not yet"."""
-    try:
-        return check()
-    except client.ApiException as e:
-        if e.status == 404:
-            return False
-        raise
-
-
-async def eventually(what: str, check: Callable[[], bool], limit: float = 10.0) -> float:
-    """Seconds until `check` holds (polled without blocking the event loop)."""
-    t0 = time.monotonic()
-    while True:
-        if await asyncio.to_thread(_holds, check):
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > limit:
-            raise AssertionError(f"not within {limit}s: {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_slice_content_is_complete_and_true(kube: client.ApiClient, namespace: str) -> None:
@@ -153,6 +135,8 @@ async def test_slices_follow_ip_change_readiness_termination_and_deletion(
         await eventually(
             "new pod IP in slice",
             lambda: _endpoints(kube, namespace, key) == [("10.244.3.33", True, True, False)],
+            timeout=FOLLOW,
+            interval=0.02,
         )
 
         # Not ready: kept in the slice, but not ready and not serving.
@@ -160,6 +144,8 @@ async def test_slices_follow_ip_change_readiness_termination_and_deletion(
         await eventually(
             "not-ready endpoint",
             lambda: _endpoints(kube, namespace, key) == [("10.244.3.33", False, False, False)],
+            timeout=FOLLOW,
+            interval=0.02,
         )
 
         # A second pod joins, dual-stack: an IPv6 slice appears.
@@ -173,6 +159,8 @@ async def test_slices_follow_ip_change_readiness_termination_and_deletion(
                 and [e.addresses for e in _slice(kube, namespace, key, "IPv6").endpoints]
                 == [["fd00:10:244::4"]]
             ),
+            timeout=FOLLOW,
+            interval=0.02,
         )
 
         # Terminating (deletion requested, finalizer holds it): terminating, not ready.
@@ -181,6 +169,8 @@ async def test_slices_follow_ip_change_readiness_termination_and_deletion(
         await eventually(
             "terminating endpoint",
             lambda: ("10.244.3.33", False, True, True) in _endpoints(kube, namespace, key),
+            timeout=FOLLOW,
+            interval=0.02,
         )
 
         # Gone: its endpoint is removed; the other pod stays.
@@ -188,6 +178,8 @@ async def test_slices_follow_ip_change_readiness_termination_and_deletion(
         await eventually(
             "deleted pod's endpoint removed",
             lambda: _endpoints(kube, namespace, key) == [("10.244.4.4", True, True, False)],
+            timeout=FOLLOW,
+            interval=0.02,
         )
         core.delete_namespaced_pod("node-1", namespace)
 
@@ -202,7 +194,9 @@ async def test_slices_follow_ip_change_readiness_termination_and_deletion(
             }
             return names == {slice_name(SERVICE, key, "IPv4")}
 
-        await eventually("IPv6 slice removed with the last IPv6 pod", v6_gone)
+        await eventually(
+            "IPv6 slice removed with the last IPv6 pod", v6_gone, timeout=FOLLOW, interval=0.02
+        )
         assert _endpoints(kube, namespace, key) == []
 
 
@@ -239,6 +233,8 @@ async def test_any_chain_id_is_matched_to_exactly_its_pods(
         await eventually(
             "odd chain's new IP",
             lambda: [e[0] for e in _endpoints(kube, namespace, odd_id)] == ["10.1.0.22"],
+            timeout=FOLLOW,
+            interval=0.02,
         )
     for o in report.chains:
         for _, port_name in o.port_names:
@@ -268,7 +264,9 @@ async def test_many_chains_refreshed_at_once_all_follow_their_pods(
                 f"10.8.1.{i + 1}" for i in range(len(keys))
             )
 
-        await eventually("watch cache sees every new IP", cache_has_new_ips)
+        await eventually(
+            "watch cache sees every new IP", cache_has_new_ips, timeout=FOLLOW, interval=0.02
+        )
         report = await asyncio.to_thread(ctl.reconciler.refresh_endpoints, keys)
         assert report.ok
         assert report.writes == len(keys)

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 import pytest
 from kubernetes import client
 
+from lbmanager.consumer_pods import POD_KEY_HASH_LABEL, PodScope
 from lbmanager.errors import WatchExpired
 from lbmanager.kube import KubeRest
 from lbmanager.naming import key_hash
-from lbmanager.pods import POD_KEY_HASH_LABEL, PodChange, PodScope, PodWatcher
+from lbmanager.pods import PodChange, PodWatcher
 from tests.support.lb import create_consumer_pod, set_pod_status
-from tests.support.procs import wait_for
+from tests.support.polling import any_error, wait_until
 
 pytestmark = pytest.mark.kube
 
@@ -57,8 +58,11 @@ def test_watcher_relists_after_410_and_keeps_following_pods(
     w.start()
     try:
         assert w.wait_synced(30)
-        wait_for(
-            "410 handled and relisted", lambda: w.stats.expired >= 1 and w.stats.relists >= 2, 30
+        wait_until(
+            "410 handled and relisted",
+            lambda: w.stats.expired >= 1 and w.stats.relists >= 2,
+            timeout=30,
+            not_yet=any_error,
         )
         set_pod_status(kube, namespace, "node", ips=["10.7.0.2"], ready=False)
 
@@ -66,7 +70,7 @@ def test_watcher_relists_after_410_and_keeps_following_pods(
             snap = w.snapshot() or []
             return [(p.ips, p.ready) for p in snap] == [(("10.7.0.2",), False)]
 
-        wait_for("cache follows the pod after relisting", followed, 30)
+        wait_until("cache follows the pod after relisting", followed, timeout=30, not_yet=any_error)
         with lock:
             assert any(c.new is not None and c.new.ips == ("10.7.0.2",) for c in seen)
         assert w.snapshot() is not None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerReconciler
+from lbmanager import DesiredState, LbSettings
 from lbmanager.errors import InvalidChainSpec, PortNameTaken, PortNumberTaken
 from lbmanager.naming import (
     MANAGED_BY_LABEL,
@@ -17,6 +17,7 @@ from lbmanager.naming import (
     SERVICE_NAME_LABEL,
     service_port_name,
 )
+from lbmanager.reconciler import LoadBalancerReconciler
 from tests.support.lb import as_json, chain, counting_client, list_slices, model
 
 pytestmark = pytest.mark.kube

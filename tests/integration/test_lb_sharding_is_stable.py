@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerReconciler
+from lbmanager import DesiredState, LbSettings
 from lbmanager.naming import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVICE_NAME_LABEL
+from lbmanager.reconciler import LoadBalancerReconciler
 from tests.support.lb import chain, counting_client, list_slices
 
 pytestmark = pytest.mark.kube

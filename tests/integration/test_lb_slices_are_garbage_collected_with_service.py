@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerReconciler
+from lbmanager import DesiredState, LbSettings
 from lbmanager.naming import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from lbmanager.reconciler import LoadBalancerReconciler
 from tests.support.lb import chain, list_slices
-from tests.support.procs import wait_for
+from tests.support.polling import any_error, wait_until
 
 pytestmark = pytest.mark.kube
 
@@ -27,7 +28,12 @@ def test_service_deletion_collects_slices_and_reconcile_restores_them(
 
     client.CoreV1Api(kube).delete_namespaced_service(SERVICE, namespace)
     # kube-controller-manager's garbage collector follows the ownerReferences.
-    wait_for("slices collected", lambda: list_slices(kube, namespace, ours) == [], timeout=60)
+    wait_until(
+        "slices collected",
+        lambda: list_slices(kube, namespace, ours) == [],
+        timeout=60,
+        not_yet=any_error,
+    )
 
     report = rec.reconcile(desired)
     assert report.ok

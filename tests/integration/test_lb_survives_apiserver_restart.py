@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerController
+from lbmanager import DesiredState, LbSettings
 from lbmanager.naming import slice_name
+from lbmanager.reconciler import LoadBalancerController
 from tests.support.kube import ControlPlane
 from tests.support.lb import chain, counting_client, create_consumer_pod, set_pod_status
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.kube
 
@@ -46,10 +47,11 @@ async def test_restart_between_reconciles_writes_nothing_and_the_watch_resumes(
         await asyncio.to_thread(control_plane.restart_apiserver)
         # Changed while the watch is reconnecting: the relist after it must catch it.
         set_pod_status(kube, namespace, "node", ips=["10.5.0.2"], ready=True)
-        deadline = time.monotonic() + 30
-        while await asyncio.to_thread(_slice_ips, kube, namespace, key) != ["10.5.0.2"]:
-            assert time.monotonic() < deadline, "slice did not follow the pod after the restart"
-            await asyncio.sleep(0.1)
+        await eventually(
+            "the slice following the pod after the restart",
+            lambda: _slice_ips(kube, namespace, key) == ["10.5.0.2"],
+            timeout=30,
+        )
         assert ctl.watcher.stats.relists > relists
 
         # Same client object (its pooled connections died with the old server).

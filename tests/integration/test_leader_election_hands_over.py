@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import pytest
 from kubernetes import client
 
-from lbmanager.kube import KubeRest
-from lbmanager.leader import LeaderElector, LeaseConfig, LeaseError, lease_path
+from lbmanager.kube import KubeRest, lease_path
+from lbmanager.leader import LeaderElector, LeaseConfig, LeaseError
 from tests.support.kube import ControlPlane
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.kube
 
@@ -79,12 +80,8 @@ async def replicas(
 
 
 async def until(what: str, check: Callable[[], bool], limit: float = 15.0) -> float:
-    """Wait for `check` (polled; it reads in-process state); returns when it became true."""
-    deadline = time.monotonic() + limit
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    """When `check` (in-process state, polled on the loop) became true: `time.monotonic()`."""
+    await eventually(what, check, timeout=limit, interval=0.02, in_thread=False)
     return time.monotonic()
 
 

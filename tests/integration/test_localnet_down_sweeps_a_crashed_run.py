@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import netlab
-from tests.support.procs import REPO, Process, pids_alive, tool, wait_for
+from tests.support.polling import any_error, wait_until
+from tests.support.procs import REPO, Process, pids_alive, tool
 
 pytestmark = [pytest.mark.netns]
 
@@ -56,8 +57,8 @@ def test_down_after_a_crash_leaves_nothing(state: Path) -> None:
                              state / "logs" / "relay-node.log"))  # fmt: skip
         for p in procs:
             p.start()
-        wait_for("the relays", lambda: sock.is_socket() and not any(p.exit_reason()
-                 for p in procs), timeout=30)  # fmt: skip
+        wait_until("the relays", lambda: sock.is_socket() and not any(p.exit_reason()
+                   for p in procs), timeout=30, not_yet=any_error)  # fmt: skip
         pids = [p.pid for p in procs]
 
         down = subprocess.run(

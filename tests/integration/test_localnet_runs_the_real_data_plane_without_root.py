@@ -123,7 +123,7 @@ def consumer_address(pubkey_json: str) -> str:
     return hashlib.sha256(key).digest()[:20].hex().upper()
 
 
-def test_localnet_up_status_down(workdir: Path) -> None:
+def test_localnet_up_status_down(workdir: Path) -> None:  # noqa: PLR0915 (one scenario)
     before_net = netlab.root_network_state()
     state = workdir / "ln"
     rootless = userns_allowed_for_nobody()

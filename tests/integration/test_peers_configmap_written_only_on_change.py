@@ -7,14 +7,8 @@ import json
 import pytest
 from kubernetes import client
 
-from discovery.publish import (
-    NotOurs,
-    Outcome,
-    PeersConfigMap,
-    PeersConfigMapControl,
-    build_peers_configmap,
-    peers_configmap_name,
-)
+from discovery.configmap_control import NotOurs, Outcome, PeersConfigMapControl
+from discovery.peers_configmap import PeersConfigMap, build_peers_configmap, peers_configmap_name
 from lbmanager.kube import KubeRest
 from tests.support.discovery_states import build_state
 from tests.support.kube import ControlPlane

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -46,11 +47,11 @@ async def test_snapshot_then_plan_matches_the_services_configmap(
     try:
         async with running_service(alice, resync_interval=3600.0):
             await asyncio.to_thread(alice.add_consumer_pod, chain_id, "10.248.0.2")
-            found = await eventually(partial(alice.lb_port, chain_id), "the LoadBalancer port")
+            found = await eventually("the LoadBalancer port", partial(alice.lb_port, chain_id))
             assert found is not None
             port: int = found
             want = ",".join(sorted([bob.entry(port), charlie.entry(port)]))
-            await eventually(partial(alice.has_peers, chain_id, want), "the peers ConfigMap")
+            await eventually("the peers ConfigMap", partial(alice.has_peers, chain_id, want))
             written = await asyncio.to_thread(alice.persistent_peers, chain_id)
 
         snapshot = await asyncio.to_thread(cli, "snapshot", "--grpc", alice.node.grpc_address)

@@ -27,15 +27,15 @@ from cosmpy.aerial.wallet import LocalWallet
 from cosmpy.crypto.keypairs import PrivateKey
 
 from discovery.endpoints import format_details
-from tests.integration.chainmonitor_support import (
-    details_of,
+from tests.support.chain import (
+    ProviderChain,
+    ProviderValidator,
+    bech32_encode,
     export_key_hex,
-    running_monitor,
-    snapshot_where,
     write_key_file,
 )
-from tests.support.chain import ProviderChain, ProviderValidator, bech32_encode
 from tests.support.chain_fixtures import running_provider_chain
+from tests.support.chainmonitor_support import details_of, running_monitor, snapshot_where
 from tests.support.procs import REPO
 
 pytestmark = pytest.mark.chain

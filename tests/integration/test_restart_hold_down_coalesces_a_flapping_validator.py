@@ -17,8 +17,10 @@ from functools import partial
 
 import pytest
 
+from discovery.apply.effects import Wake
 from discovery.metrics import sample_value
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 from tests.support.workloads import create_deployment, rollout
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
@@ -43,8 +45,8 @@ async def test_flips_within_the_hold_down_cost_exactly_one_restart_after_it(
             alice, notify_default="restart", restart_hold_down=HOLD_DOWN
         ) as a:
             view = await eventually(
-                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 "the chain exposed",
+                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 in_thread=False,
             )
             assert view.ports is not None
@@ -52,7 +54,7 @@ async def test_flips_within_the_hold_down_cost_exactly_one_restart_after_it(
             port = view.ports.ports["p2p"]
             first_hash = view.peers.peers_hash()
             await eventually(
-                lambda: rollout(alice)[0] == first_hash, "the first restart (no hold-down yet)"
+                "the first restart (no hold-down yet)", lambda: rollout(alice)[0] == first_hash
             )
             _, generation = await asyncio.to_thread(rollout, alice)
             started = asyncio.get_running_loop().time()
@@ -60,7 +62,7 @@ async def test_flips_within_the_hold_down_cost_exactly_one_restart_after_it(
             for host in FLIPS:
                 await asyncio.to_thread(chain.edit_validator, bob.index, details=bob.details(host))
                 want = ",".join(sorted([bob.entry(port, host), charlie.entry(port)]))
-                await eventually(partial(alice.has_peers, chain_id, want), f"bob at {host}")
+                await eventually(f"bob at {host}", partial(alice.has_peers, chain_id, want))
                 # The ConfigMap follows at once; the workload is not rolled meanwhile.
                 peers_hash, now_generation = await asyncio.to_thread(rollout, alice)
                 assert (peers_hash, now_generation) == (first_hash, generation)
@@ -72,15 +74,15 @@ async def test_flips_within_the_hold_down_cost_exactly_one_restart_after_it(
             assert last.peers is not None
             last_hash = last.peers.peers_hash()
             await eventually(
-                lambda: rollout(alice)[0] == last_hash,
                 "the one restart when the hold-down ends",
-                within=HOLD_DOWN + 120,
+                lambda: rollout(alice)[0] == last_hash,
+                timeout=HOLD_DOWN + 120,
             )
             # And nothing more: a full resync later, still exactly one rollout.
             done = a.service.stats.full_reconciles
-            a.service.wake("timer")
+            a.service.wake(Wake.TIMER)
             await eventually(
-                lambda: a.service.stats.full_reconciles > done, "a resync", in_thread=False
+                "a resync", lambda: a.service.stats.full_reconciles > done, in_thread=False
             )
             assert await asyncio.to_thread(rollout, alice) == (last_hash, generation + 1)
 

@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from discovery.publish import PEERS_HASH_ANNOTATION, RestartNotifier, WorkloadRef
+from discovery.notify import RestartNotifier
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION
+from discovery.workloads import WorkloadRef
+from lbmanager.consumer_pods import pod_annotations_for_key, pod_labels_for_key
 from lbmanager.kube import KubeRest
-from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
 from tests.support.kube import ControlPlane
-from tests.support.procs import wait_for
+from tests.support.polling import any_error, wait_until
 
 pytestmark = pytest.mark.kube
 
@@ -73,13 +75,23 @@ async def test_recreate_deployment_rolls_once_per_peer_change(
     apps = client.AppsV1Api(kube)
     apps.create_namespaced_deployment(namespace, deployment("node-a", CHAIN, {"type": "Recreate"}))
     apps.create_namespaced_deployment(namespace, deployment("node-other", "consumer-b", None))
-    wait_for("the first ReplicaSet", lambda: len(replica_sets(apps, namespace, "node-a")) == 1, 60)
+    wait_until(
+        "the first ReplicaSet",
+        lambda: len(replica_sets(apps, namespace, "node-a")) == 1,
+        timeout=60,
+        not_yet=any_error,
+    )
     notifier = RestartNotifier(KubeRest(control_plane.admin_client()))
 
     report = await notifier.notify(CHAIN, "hash-1", namespace=namespace)
     assert report.restarted == (WorkloadRef("Deployment", namespace, "node-a"),)
     assert report.refused == report.failed == ()
-    wait_for("a new ReplicaSet", lambda: len(replica_sets(apps, namespace, "node-a")) == 2, 60)
+    wait_until(
+        "a new ReplicaSet",
+        lambda: len(replica_sets(apps, namespace, "node-a")) == 2,
+        timeout=60,
+        not_yet=any_error,
+    )
     hashes = {
         (rs.spec.template.metadata.annotations or {}).get(PEERS_HASH_ANNOTATION)
         for rs in replica_sets(apps, namespace, "node-a")
@@ -121,10 +133,20 @@ async def test_statefulset_gets_a_new_revision(
 ) -> None:
     apps = client.AppsV1Api(kube)
     apps.create_namespaced_stateful_set(namespace, statefulset("node-a", CHAIN))
-    wait_for("the first revision", lambda: revisions(apps, namespace, "node-a") == 1, 60)
+    wait_until(
+        "the first revision",
+        lambda: revisions(apps, namespace, "node-a") == 1,
+        timeout=60,
+        not_yet=any_error,
+    )
     notifier = RestartNotifier(KubeRest(control_plane.admin_client()))
     report = await notifier.notify(CHAIN, "hash-2", namespace=namespace)
     assert report.restarted == (WorkloadRef("StatefulSet", namespace, "node-a"),)
-    wait_for("a second revision", lambda: revisions(apps, namespace, "node-a") == 2, 60)
+    wait_until(
+        "a second revision",
+        lambda: revisions(apps, namespace, "node-a") == 2,
+        timeout=60,
+        not_yet=any_error,
+    )
     sts = apps.read_namespaced_stateful_set("node-a", namespace)
     assert sts.spec.template.metadata.annotations[PEERS_HASH_ANNOTATION] == "hash-2"

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from discovery.publish import PEERS_HASH_ANNOTATION, RestartNotifier, WorkloadRef
+from discovery.notify import RestartNotifier
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION
+from discovery.workloads import WorkloadRef
+from lbmanager.consumer_pods import pod_annotations_for_key, pod_labels_for_key
 from lbmanager.kube import KubeRest
-from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
 from tests.support.kube import ControlPlane
 
 pytestmark = pytest.mark.kube

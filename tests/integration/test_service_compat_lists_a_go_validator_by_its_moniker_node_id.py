@@ -23,7 +23,8 @@ import pytest
 from discovery.ports import chain_offset
 from tests.support.go_reference import go_calculate_ports, go_extract_p2p_endpoint, go_node_id
 from tests.support.lb import create_consumer_pod
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -76,8 +77,8 @@ async def test_compat_validators_list_a_go_validator_with_its_go_node_id(
         refused_consumer = await asyncio.to_thread(chain.launch_consumer, refused_id, [0, 1, 2])
         try:
             view = await eventually(
-                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 "alice exposing the chain",
+                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 in_thread=False,
             )
             assert view.ports is not None
@@ -95,19 +96,19 @@ async def test_compat_validators_list_a_go_validator_with_its_go_node_id(
             }
             for c in (alice, bob):
                 await eventually(
-                    partial(c.has_peers, chain_id, expected[c.name]),
                     f"{c.name} listing charlie with its Go node ID",
+                    partial(c.has_peers, chain_id, expected[c.name]),
                 )
                 assert await asyncio.to_thread(c.lb_port, chain_id) == port
 
             # The chain Go refuses (RPC port 27017) is exposed nowhere, and says why.
             await eventually(
+                "alice refusing the chain Go refuses",
                 lambda: (
                     (v := a.service.store.current.chain(refused_id)) is not None
                     and not v.exposed
                     and "27017" in v.problem
                 ),
-                "alice refusing the chain Go refuses",
                 in_thread=False,
             )
             for c in (alice, bob):
@@ -119,12 +120,12 @@ async def test_compat_validators_list_a_go_validator_with_its_go_node_id(
                 chain.edit_validator, bob.index, details=bob.details("203.0.113.98")
             )
             await eventually(
+                "alice following bob",
                 partial(
                     alice.has_peers,
                     chain_id,
                     ",".join(sorted([bob.entry(port, "203.0.113.98"), charlie_entry])),
                 ),
-                "alice following bob",
             )
             for s in (a, b):
                 assert s.service.metrics.registry.get_sample_value(COUNTER) == 1.0

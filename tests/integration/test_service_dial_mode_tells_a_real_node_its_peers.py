@@ -19,14 +19,10 @@ from pathlib import Path
 import pytest
 
 from discovery.metrics import sample_value
-from tests.integration.chainmonitor_support import TunedProviderChain
 from tests.support.chain_fixtures import stop_and_verify
-from tests.support.service_fixtures import (
-    Cluster,
-    eventually,
-    publish_endpoints,
-    running_service,
-)
+from tests.support.chainmonitor_support import TunedProviderChain
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -60,11 +56,11 @@ async def test_the_consumer_node_is_dialled_with_the_peer_list(
             alice, notify_default="dial", consumer_rpc_port=consumer.nodes[0].ports.rpc
         ) as a:
             view = await eventually(
-                lambda: a.service.store.current.chain(chain_id), "alice's view of the chain"
+                "alice's view of the chain", lambda: a.service.store.current.chain(chain_id)
             )
             port = view.ports.ports["p2p"]
             first = await eventually(
-                lambda: dialled_messages(caplog), "the consumer node dialled", in_thread=False
+                "the consumer node dialled", lambda: dialled_messages(caplog), in_thread=False
             )
             assert getattr(first[0], "chain_id", None) == chain_id
             assert getattr(first[0], "peer_count", None) == 2
@@ -75,21 +71,21 @@ async def test_the_consumer_node_is_dialled_with_the_peer_list(
                 text = log_path.read_text(errors="replace")
                 return all(w in text for w in wanted)
 
-            await eventually(node_dials_them, f"the consumer node dialling {wanted}")
+            await eventually(f"the consumer node dialling {wanted}", node_dials_them)
 
             # Bob moves: the changed list is dialled, the old one is not sent again.
             moved = "198.51.100.61"
             await publish_endpoints(clusters, {"bob": moved})
             await eventually(
-                lambda: len(dialled_messages(caplog)) >= 2,
                 "the new list dialled",
+                lambda: len(dialled_messages(caplog)) >= 2,
                 in_thread=False,
             )
 
             def node_dials_the_new_address() -> bool:
                 return f"{moved}:{port}" in log_path.read_text(errors="replace")
 
-            await eventually(node_dials_the_new_address, "the consumer node dialling bob anew")
+            await eventually("the consumer node dialling bob anew", node_dials_the_new_address)
             await asyncio.sleep(2)
             assert len(dialled_messages(caplog)) == 2
             # The alerts' counter says the same: two lists told, none failed.

@@ -20,11 +20,10 @@ import pytest
 from discovery._proto.ics.discovery.v1 import discovery_pb2 as pb
 from discovery._proto.ics.discovery.v1.discovery_pb2_grpc import DiscoveryStub
 from discovery.metrics import sample_value
+from tests.support.polling import WAIT, eventually
 from tests.support.service_fixtures import (
-    WAIT,
     Cluster,
     RunningService,
-    eventually,
     publish_endpoints,
     running_service,
 )
@@ -86,8 +85,8 @@ async def test_hostile_endpoint_is_left_out_with_reason_and_watchers_see_it(
             assert "127.0.0.1" in out.detail
 
             # The others keep working: both ConfigMaps hold the one good peer.
-            await eventually(partial(alice.has_peers, chain_id, bob.entry(port)), "alice")
-            await eventually(partial(bob.has_peers, chain_id, alice.entry(port)), "bob")
+            await eventually("alice", partial(alice.has_peers, chain_id, bob.entry(port)))
+            await eventually("bob", partial(bob.has_peers, chain_id, alice.entry(port)))
             cm = await asyncio.to_thread(alice.configmap, chain_id)
             assert cm is not None
             [reason] = json.loads(cm.data["left_out.json"])
@@ -131,4 +130,4 @@ async def test_hostile_endpoint_is_left_out_with_reason_and_watchers_see_it(
         finally:
             await channel.close()
             await asyncio.to_thread(chain.remove_consumer, 0, consumer_id)
-        await eventually(partial(alice.withdrawn, chain_id), "alice cleaning up")
+        await eventually("alice cleaning up", partial(alice.withdrawn, chain_id))

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.support.polling import eventually
 from tests.support.procs import REPO, free_ports
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints
+from tests.support.service_fixtures import Cluster, publish_endpoints
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -84,7 +85,7 @@ async def test_sigterm_releases_the_lease_and_exits_zero(
                 raise AssertionError(f"exited {process.returncode}: {log_path.read_text()[-2000:]}")
             return ready(metrics_port) and lease_holder(alice) == "alice-process"
 
-        await eventually(serving, "the service ready and leading")
+        await eventually("the service ready and leading", serving)
         process.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(process.wait, 60)
         assert code == 0, log_path.read_text()[-2000:]

@@ -21,15 +21,10 @@ from kubernetes import client
 from chainmonitor.addresses import bech32_decode, bech32_encode
 from discovery.metrics import sample_value
 from discovery.nodekey import derive_node_key
-from tests.integration.chainmonitor_support import export_key_hex, write_key_file
+from tests.support.chain import export_key_hex, write_key_file
+from tests.support.polling import eventually
 from tests.support.procs import free_ports
-from tests.support.service_fixtures import (
-    SERVICE_NAME,
-    Cluster,
-    eventually,
-    publish_endpoints,
-    running_service,
-)
+from tests.support.service_fixtures import SERVICE_NAME, Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -57,8 +52,8 @@ async def test_a_new_loadbalancer_address_is_published_and_followed(
             running_service(bob),
         ):
             view = await eventually(
-                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 "alice exposing the chain (its LoadBalancer Service exists)",
+                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 in_thread=False,
             )
             port = view.ports.ports["p2p"]
@@ -69,7 +64,7 @@ async def test_a_new_loadbalancer_address_is_published_and_followed(
                 details = chain.staking_validator(alice.validator.operator)["description"]
                 return f"p2p={new_ip}" in str(details.get("details", ""))
 
-            await eventually(published, "alice's new address on chain")
+            await eventually("alice's new address on chain", published)
             details = chain.staking_validator(alice.validator.operator)["description"]["details"]
             assert details == f"Validator alice node={alice.node_id} p2p={new_ip}"
             metrics = a.service.metrics
@@ -83,14 +78,14 @@ async def test_a_new_loadbalancer_address_is_published_and_followed(
                     and sample_value(text, "ics_discovery_own_endpoint_matches") == 1
                 )
 
-            await eventually(counted, "the publication in the metrics", in_thread=False)
+            await eventually("the publication in the metrics", counted, in_thread=False)
             await eventually(
+                "bob following alice's new address",
                 partial(
                     bob.has_peers,
                     chain_id,
                     ",".join(sorted([alice.entry(port, new_ip), clusters[2].entry(port)])),
                 ),
-                "bob following alice's new address",
             )
     finally:
         await asyncio.to_thread(chain.remove_consumer, 0, consumer_id)
@@ -135,7 +130,7 @@ async def test_node_id_from_the_secret_is_published_through_a_live_endpoint_with
                 text = str(details.get("details", ""))
                 return text if f"p2p={new_ip}" in text else ""
 
-            details = await eventually(published, "alice's address and derived node ID on chain")
+            details = await eventually("alice's address and derived node ID on chain", published)
             assert details == f"Validator alice node={derived} p2p={new_ip}"
         paid = before - await asyncio.to_thread(chain.stake_balance, alice.validator.account)
         # Gas of one MsgEditValidator is tens of thousands of units: at 0.01 a unit, a
@@ -165,7 +160,7 @@ async def test_a_granter_setting_that_contradicts_the_key_sends_nothing(
                     return str(getattr(r, "error", ""))
             return ""
 
-        error = await eventually(refused, "the refusal logged", in_thread=False)
+        error = await eventually("the refusal logged", refused, in_thread=False)
         assert "publish_authz_granter" in error
         assert "operator's own key" in error
         assert a.service.settings.publish_authz_granter == granter

@@ -18,7 +18,8 @@ from functools import partial
 
 import pytest
 
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -53,8 +54,8 @@ async def test_launch_edit_opt_out_and_removal_reach_every_cluster(clusters: lis
         consumer_id = await asyncio.to_thread(chain.launch_consumer, chain_id, [0, 1, 2])
         try:
             view = await eventually(
-                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 "alice exposing the chain",
+                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 in_thread=False,
             )
             assert view.ports is not None
@@ -63,8 +64,8 @@ async def test_launch_edit_opt_out_and_removal_reach_every_cluster(clusters: lis
 
             for c in clusters:
                 await eventually(
-                    partial(c.has_peers, chain_id, expected[c.name]),
                     f"{c.name}'s peers ConfigMap",
+                    partial(c.has_peers, chain_id, expected[c.name]),
                 )
                 assert await asyncio.to_thread(c.lb_port, chain_id) == port
                 assert await asyncio.to_thread(c.slice_addresses, chain_id) == [pod_ips[c.name]]
@@ -97,13 +98,13 @@ async def test_launch_edit_opt_out_and_removal_reach_every_cluster(clusters: lis
             after_move = peers_of(clusters, port, moved)
             for c in (alice, charlie):
                 await eventually(
-                    partial(c.has_peers, chain_id, after_move[c.name]),
                     f"{c.name} following bob's new endpoint",
+                    partial(c.has_peers, chain_id, after_move[c.name]),
                 )
             assert await asyncio.to_thread(bob.persistent_peers, chain_id) == expected["bob"]
             # bob's edit was timed from its block: 30 s of clock offset plus a fraction.
             await eventually(
-                lambda: latency_totals()[0] > count_before, "the write timed", in_thread=False
+                "the write timed", lambda: latency_totals()[0] > count_before, in_thread=False
             )
             count, total = latency_totals()
             assert 30 < (total - total_before) / (count - count_before) < 40
@@ -112,19 +113,19 @@ async def test_launch_edit_opt_out_and_removal_reach_every_cluster(clusters: lis
             # charlie opts out: the others drop charlie; charlie's cluster withdraws the chain.
             await asyncio.to_thread(chain.opt_out, charlie.index, consumer_id)
             await eventually(
-                partial(alice.has_peers, chain_id, bob.entry(port, moved["bob"])),
                 "alice dropping charlie",
+                partial(alice.has_peers, chain_id, bob.entry(port, moved["bob"])),
             )
             await eventually(
-                partial(bob.has_peers, chain_id, alice.entry(port)), "bob dropping charlie"
+                "bob dropping charlie", partial(bob.has_peers, chain_id, alice.entry(port))
             )
-            await eventually(partial(charlie.withdrawn, chain_id), "charlie withdrawing the chain")
+            await eventually("charlie withdrawing the chain", partial(charlie.withdrawn, chain_id))
         finally:
             await asyncio.to_thread(chain.remove_consumer, 0, consumer_id)
 
         for c in (alice, bob):
             await eventually(
-                partial(c.withdrawn, chain_id), f"{c.name} cleaning up the removed chain"
+                f"{c.name} cleaning up the removed chain", partial(c.withdrawn, chain_id)
             )
         stopped = a.service.store.current.chain(chain_id)
         assert stopped is not None

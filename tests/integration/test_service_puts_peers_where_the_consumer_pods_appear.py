@@ -14,7 +14,8 @@ from functools import partial
 
 import pytest
 
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -28,8 +29,8 @@ async def test_configmap_is_written_where_the_pod_appears(clusters: list[Cluster
     try:
         async with running_service(alice, consumer_namespace=None, resync_interval=3600.0) as a:
             view = await eventually(
-                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 "the chain exposed",
+                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed and v,
                 in_thread=False,
             )
             assert "no consumer pod found" in view.problem
@@ -38,12 +39,12 @@ async def test_configmap_is_written_where_the_pod_appears(clusters: list[Cluster
             port = view.ports.ports["p2p"]
             await asyncio.to_thread(alice.add_consumer_pod, chain_id, "10.248.0.2")
             want = ",".join(sorted([bob.entry(port), charlie.entry(port)]))
-            await eventually(partial(alice.has_peers, chain_id, want), "the ConfigMap by the pod")
+            await eventually("the ConfigMap by the pod", partial(alice.has_peers, chain_id, want))
             await eventually(
+                "the problem cleared",
                 lambda: (
                     (v := a.service.store.current.chain(chain_id)) is not None and v.problem == ""
                 ),
-                "the problem cleared",
                 in_thread=False,
             )
     finally:

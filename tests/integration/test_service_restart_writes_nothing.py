@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from discovery.publish import PEERS_HASH_ANNOTATION
+from discovery.apply.effects import Wake
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION
 from lbmanager import pod_annotations_for_key, pod_labels_for_key
 from tests.support.lb import model
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -66,18 +68,18 @@ async def test_restart_over_an_unchanged_world_writes_nothing(clusters: list[Clu
     try:
         async with running_service(alice, notify_default="restart") as first:
             view = await eventually(
-                lambda: (v := first.service.store.current.chain(chain_id)) and v.exposed and v,
                 "the chain exposed",
+                lambda: (v := first.service.store.current.chain(chain_id)) and v.exposed and v,
                 in_thread=False,
             )
             assert view.ports is not None
             assert view.peers is not None
             port = view.ports.ports["p2p"]
             want = ",".join(sorted([bob.entry(port), charlie.entry(port)]))
-            await eventually(partial(alice.has_peers, chain_id, want), "the peers ConfigMap")
+            await eventually("the peers ConfigMap", partial(alice.has_peers, chain_id, want))
             await eventually(
-                lambda: template_peers_hash(alice) == view.peers.peers_hash(),
                 "the Deployment's peers hash",
+                lambda: template_peers_hash(alice) == view.peers.peers_hash(),
             )
             assert await asyncio.to_thread(alice.slice_addresses, chain_id) == ["10.246.0.3"]
             written = {segment for _, path in first.writes() for segment in path.split("/")}
@@ -85,19 +87,19 @@ async def test_restart_over_an_unchanged_world_writes_nothing(clusters: list[Clu
 
         async with running_service(alice, notify_default="restart") as second:
             await eventually(
+                "the restarted service converged",
                 lambda: (
                     second.service.stats.full_reconciles >= 1
                     and bool((v := second.service.store.current.chain(chain_id)) and v.exposed)
                 ),
-                "the restarted service converged",
                 in_thread=False,
             )
             # And a periodic resync of the same world writes nothing either.
             done = second.service.stats.full_reconciles
-            second.service.wake("timer")
+            second.service.wake(Wake.TIMER)
             await eventually(
-                lambda: second.service.stats.full_reconciles > done,
                 "a resync",
+                lambda: second.service.stats.full_reconciles > done,
                 in_thread=False,
             )
             assert second.writes() == []

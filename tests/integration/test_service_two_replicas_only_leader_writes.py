@@ -15,7 +15,8 @@ from functools import partial
 
 import pytest
 
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -32,7 +33,7 @@ async def test_only_the_leader_writes_and_the_standby_takes_over(clusters: list[
             running_service(alice, identity="alice-1", leader_election=True)
         )
         await eventually(
-            lambda: first.service.leading, "the first replica leading", in_thread=False
+            "the first replica leading", lambda: first.service.leading, in_thread=False
         )
         second = await stack.enter_async_context(
             running_service(alice, identity="alice-2", leader_election=True)
@@ -40,21 +41,21 @@ async def test_only_the_leader_writes_and_the_standby_takes_over(clusters: list[
         consumer_id = await asyncio.to_thread(chain.launch_consumer, chain_id, [0, 1, 2])
         try:
             view = await eventually(
-                lambda: (v := first.service.store.current.chain(chain_id)) and v.exposed and v,
                 "the leader exposing the chain",
+                lambda: (v := first.service.store.current.chain(chain_id)) and v.exposed and v,
                 in_thread=False,
             )
             assert view.ports is not None
             port = view.ports.ports["p2p"]
             want = ",".join(sorted([bob.entry(port), charlie.entry(port)]))
-            await eventually(partial(alice.has_peers, chain_id, want), "the peers ConfigMap")
+            await eventually("the peers ConfigMap", partial(alice.has_peers, chain_id, want))
             # The standby knows the same peers (it serves them) but wrote nothing.
             await eventually(
+                "the standby's state",
                 lambda: (
                     (v := second.service.store.current.chain(chain_id)) is not None
                     and v.peers == view.peers
                 ),
-                "the standby's state",
                 in_thread=False,
             )
             assert not second.service.leading
@@ -63,12 +64,12 @@ async def test_only_the_leader_writes_and_the_standby_takes_over(clusters: list[
 
             # The leader stops (releasing the Lease); the standby takes over and writes.
             await first.stop()
-            await eventually(lambda: second.service.leading, "the standby leading", in_thread=False)
+            await eventually("the standby leading", lambda: second.service.leading, in_thread=False)
             moved = "203.0.113.77"
             await asyncio.to_thread(chain.edit_validator, bob.index, details=bob.details(moved))
             want = ",".join(sorted([bob.entry(port, moved), charlie.entry(port)]))
-            await eventually(partial(alice.has_peers, chain_id, want), "the new leader's update")
+            await eventually("the new leader's update", partial(alice.has_peers, chain_id, want))
             assert any("/configmaps/" in path for _, path in second.writes())
         finally:
             await asyncio.to_thread(chain.remove_consumer, 0, consumer_id)
-        await eventually(partial(alice.withdrawn, chain_id), "the new leader cleaning up")
+        await eventually("the new leader cleaning up", partial(alice.withdrawn, chain_id))

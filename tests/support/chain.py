@@ -34,7 +34,8 @@ from typing import Any, Final, Literal
 
 import tomli_w
 
-from .procs import Process, TestBedError, free_ports, tool, wait_for
+from .polling import any_error, wait_until
+from .procs import Process, TestBedError, free_ports, tool
 
 DAEMON: Final = "interchain-security-pd"
 DENOM: Final = "stake"
@@ -404,11 +405,12 @@ class ProviderChain:
             raise TestBedError(f"{self.name}: {n.moniker} was not stopped with stop_node")
         process.start()
         n.process = process
-        wait_for(
+        wait_until(
             f"{self.name}: {n.moniker} RPC after restart",
             lambda: self.height(n) >= 1,
             timeout=timeout,
             alive=self._alive,
+            not_yet=any_error,
         )
 
     @property
@@ -607,11 +609,12 @@ class ProviderChain:
     def _wait_until_producing(self) -> None:
         self.wait_for_height(1, timeout=60)
         for node in self.nodes:
-            wait_for(
+            wait_until(
                 f"{self.name}: {node.moniker} REST API",
                 functools.partial(self._rest_answers, node),
                 timeout=60,
                 alive=self._alive,
+                not_yet=any_error,
             )
         # The chain itself must agree with the addresses handed to tests.
         chain_set = {
@@ -668,11 +671,12 @@ class ProviderChain:
     def wait_for_height(self, height: int, timeout: float = 60) -> int:
         """Wait until every node has committed `height`; the first node's height then."""
         for node in self.nodes:
-            wait_for(
+            wait_until(
                 f"{self.name}: {node.moniker} at height {height}",
                 functools.partial(self._reached, node, height),
                 timeout=timeout,
                 alive=self._alive,
+                not_yet=any_error,
             )
         return self.height()
 
@@ -750,12 +754,13 @@ class ProviderChain:
             seen.append(self.consumer_phase(consumer_id))
             return seen[-1] in phases
 
-        wait_for(
+        wait_until(
             f"{self.name}: consumer {consumer_id} in {'/'.join(phases)}",
             reached,
             timeout=timeout,
             interval=0.1,
             alive=self._alive,
+            not_yet=any_error,
         )
         return seen[-1]
 
@@ -815,8 +820,12 @@ class ProviderChain:
                 raise
             return True
 
-        wait_for(
-            f"{self.name}: {what} {txhash} in a block", included, timeout=timeout, alive=self._alive
+        wait_until(
+            f"{self.name}: {what} {txhash} in a block",
+            included,
+            timeout=timeout,
+            alive=self._alive,
+            not_yet=any_error,
         )
         doc = found[-1]
         result = doc["tx_result"]

@@ -52,7 +52,8 @@ from .chain import ProviderNode
 from .kube import ControlPlane, write_kubeconfig
 from .lb import model, set_pod_status
 from .netlab import Network, NodePlan
-from .procs import Process, TestBedError, pids_alive, tool, wait_for
+from .polling import any_error, wait_until
+from .procs import Process, TestBedError, pids_alive, tool
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,9 @@ def install_metallb_crds(api: client.ApiClient, timeout: float = 60) -> list[str
                 return False
         return True
 
-    wait_for("MetalLB CRDs established", established, timeout=timeout, interval=0.2)
+    wait_until(
+        "MetalLB CRDs established", established, timeout=timeout, interval=0.2, not_yet=any_error
+    )
     core = client.CoreV1Api(api)
     with contextlib.suppress(ApiException):
         core.create_namespace(model(client.V1Namespace, {"metadata": {"name": METALLB_NAMESPACE}}))
@@ -492,12 +495,13 @@ class ClusterDataPlane:
         )
         self.processes.append(root_side)
         root_side.start()
-        wait_for(
+        wait_until(
             f"{self.cluster}: {name} relay socket",
             sock.is_socket,
             timeout=30,
             interval=0.05,
             alive=root_side.exit_reason,
+            not_yet=any_error,
         )
         node_side = self.net.start(
             f"{name}-relay-{self.cluster}",
@@ -548,12 +552,13 @@ class ClusterDataPlane:
         proc = self.kube_proxy
         if proc is None:
             raise TestBedError("kube-proxy was not started")
-        wait_for(
+        wait_until(
             f"{self.cluster}: kube-proxy first sync",
             lambda: "SyncProxyRules complete" in proc.log_path.read_text(errors="replace"),
             timeout=timeout,
             interval=0.05,
             alive=proc.exit_reason,
+            not_yet=any_error,
         )
         return time.monotonic() - self.kube_proxy_started
 
@@ -812,9 +817,15 @@ def wait_routed(
         return bool(last.get("ok")) and expect in str(last.get("reply", ""))
 
     try:
-        wait_for(f"{ip}:{port} answering {expect!r}", ok, timeout=timeout, interval=0.01)
-    except TestBedError as e:
-        raise TestBedError(f"{e}; last probe: {last}") from e
+        wait_until(
+            f"{ip}:{port} answering {expect!r}",
+            ok,
+            timeout=timeout,
+            interval=0.01,
+            not_yet=any_error,
+        )
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}; last probe: {last}") from e
     return time.monotonic() - t0
 
 

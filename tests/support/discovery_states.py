@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chainmonitor.addresses import bech32_encode
 from discovery.endpoints import read_details
 from discovery.peers import ConsumerMembers, ValidatorEndpoint, build_peer_list
 from discovery.ports import ConsumerChainRef, PortScheme, allocate_ports
@@ -22,6 +21,7 @@ from discovery.state import (
     ValidatorView,
 )
 from discovery.types import ConsensusAddress, OperatorAddress
+from tests.support.snapshots import cons, node_id, op
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,11 @@ class SampleValidator:
 
     @property
     def operator(self) -> OperatorAddress:
-        return OperatorAddress(bech32_encode("cosmosvaloper", bytes([self.index]) * 20))
+        return op(self.index)
 
     @property
     def consensus(self) -> ConsensusAddress:
-        return ConsensusAddress(bech32_encode("cosmosvalcons", bytes([self.index + 100]) * 20))
-
-
-def node_id(index: int) -> str:
-    return f"{index:02x}" * 20
+        return cons(self.index)
 
 
 ALICE = SampleValidator("alice", f"Validator alice p2p=203.0.113.1 node={node_id(1)}", 1)

@@ -23,17 +23,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from discovery.publish import PEERS_HASH_ANNOTATION
-from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION
+from lbmanager.consumer_pods import pod_annotations_for_key, pod_labels_for_key
 from tests.support.chain import ProviderChain
 from tests.support.kube import ControlPlane
-from tests.support.service_fixtures import (
-    NAMES,
-    Cluster,
-    RunningService,
-    eventually,
-    publish_endpoints,
-)
+from tests.support.polling import eventually
+from tests.support.service_fixtures import NAMES, Cluster, RunningService, publish_endpoints
 
 WORKLOAD = "consumer-node"
 
@@ -135,14 +130,5 @@ async def move(cast: list[Cluster], name: str, host: str) -> None:
 
 
 async def converged(alice: Cluster, chain_id: str, want: str, what: str) -> None:
-    """The peers ConfigMap carries `want` (404 counts as "not yet")."""
-
-    def check() -> bool:
-        try:
-            return alice.has_peers(chain_id, want)
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
-
-    await eventually(check, what)
+    """The peers ConfigMap carries `want` (no ConfigMap yet counts as "not yet")."""
+    await eventually(what, lambda: alice.has_peers(chain_id, want))

@@ -325,7 +325,7 @@ def covers(granted: Permission, used: Permission) -> bool:
     g_ns, g_group, g_res, g_verb, g_name = granted
     u_ns, u_group, u_res, u_verb, u_name = used
     return (
-        (g_ns == "*" or g_ns == u_ns)
+        g_ns in ("*", u_ns)
         and (g_group, g_res, g_verb) == (u_group, u_res, u_verb)
         and (not g_name or g_name == u_name)
     )

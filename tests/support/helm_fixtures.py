@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.conftest import create_namespace
 from tests.support.helm import NO_VALUES, Permission, Values, get_manifest, install, run_helm
 from tests.support.kube import ControlPlane
-from tests.support.procs import wait_for
+from tests.support.polling import any_error, wait_until
 
 
 @dataclass
@@ -79,11 +79,12 @@ class ChartReleases:
             )
             return bool(review.status.allowed)
 
-        wait_for(
+        wait_until(
             "the new Roles to reach the authorizer",
             lambda: all(allowed(p) for p in sorted(granted)),
             timeout=30,
             interval=0.1,
+            not_yet=any_error,
         )
 
     def uninstall(self) -> None:

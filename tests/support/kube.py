@@ -23,7 +23,8 @@ import yaml
 from kubernetes import client
 
 from .pki import ControlPlanePKI, make_pki
-from .procs import Process, TestBedError, free_ports, tool, wait_for
+from .polling import any_error, wait_until
+from .procs import Process, TestBedError, free_ports, tool
 
 
 @dataclass
@@ -71,11 +72,12 @@ class ControlPlane:
         )
         self.processes["etcd"] = etcd
         etcd.start()
-        wait_for(
+        wait_until(
             f"{self.name}: etcd health",
             lambda: b"true" in _http_get(f"http://127.0.0.1:{self.etcd_port}/health"),
             timeout=30,
             alive=etcd.exit_reason,
+            not_yet=any_error,
         )
         self.start_apiserver()
         if self.with_controller_manager:
@@ -112,7 +114,7 @@ class ControlPlane:
         )
         self.processes["kube-apiserver"] = api
         api.start()
-        wait_for(
+        wait_until(
             f"{self.name}: kube-apiserver /readyz",
             lambda: (
                 _http_get(f"{self.server}/readyz", token=self.admin_token, ca=self.pki_ca).strip()
@@ -121,6 +123,7 @@ class ControlPlane:
             timeout=90,
             interval=0.2,
             alive=api.exit_reason,
+            not_yet=any_error,
         )
 
     def start_controller_manager(self) -> None:
@@ -150,12 +153,13 @@ class ControlPlane:
         # The ServiceAccount controller creating `default` in `default` proves
         # the controllers run against this API server.
         core = client.CoreV1Api(self.admin_client())
-        wait_for(
+        wait_until(
             f"{self.name}: kube-controller-manager (default ServiceAccount)",
             lambda: core.read_namespaced_service_account("default", "default") is not None,
             timeout=60,
             interval=0.2,
             alive=kcm.exit_reason,
+            not_yet=any_error,
         )
 
     def stop_apiserver(self) -> None:

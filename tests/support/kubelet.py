@@ -26,8 +26,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from discovery.publish import PEERS_HASH_ANNOTATION, peers_configmap_name
-from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION, peers_configmap_name
+from lbmanager.consumer_pods import pod_annotations_for_key, pod_labels_for_key
 
 from . import netprobe
 from .consumer import RPC_PORT, ConsumerChain

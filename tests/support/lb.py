@@ -70,7 +70,7 @@ def chain(
     return ChainExposure(ChainKey(key), ports, keyed_pod_selector(key, namespace))
 
 
-def create_consumer_pod(
+def create_consumer_pod(  # noqa: PLR0913 (options are keyword-only)
     api: client.ApiClient,
     namespace: str,
     name: str,

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from lbmanager.pods import keyed_pod_selector
+from lbmanager.consumer_pods import keyed_pod_selector
 from lbmanager.service_builder import (
     ObservedService,
     ServicePlan,

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import netprobe
-from .procs import Process, TestBedError, wait_for
+from .polling import any_error, wait_until
+from .procs import Process, TestBedError
 
 PREFIX: Final = "icsdp-"
 DEFAULT_SUBNET: Final = ipaddress.IPv4Network("172.30.0.0/24")
@@ -403,11 +404,12 @@ class Network:
             netns,
             [sys.executable, str(netprobe.SCRIPT), "serve", str(address), str(port), name],
         )
-        wait_for(
+        wait_until(
             f"responder {name} on {address}:{port}",
             lambda: "listening" in proc.log_tail(5),
             timeout=30,
             alive=proc.exit_reason,
+            not_yet=any_error,
         )
         return proc
 

@@ -18,7 +18,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.procs import tool, wait_for
+from tests.support.polling import any_error, wait_until
+from tests.support.procs import tool
 
 COSMOS_OPERATOR_CRD: Final = "cosmos.strange.love_cosmosfullnodes.yaml"
 COSMOPILOT_CRDS: Final = Path(__file__).parent / "crds" / "cosmopilot-v3.0.0-subset.yaml"
@@ -41,7 +42,7 @@ def install_crds(api: client.ApiClient, documents: list[dict[str, Any]]) -> None
                 c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
             )
 
-        wait_for(f"CRD {name} established", established, timeout=60)
+        wait_until(f"CRD {name} established", established, timeout=60, not_yet=any_error)
 
 
 def install_cosmos_operator_crd(api: client.ApiClient) -> None:

@@ -13,8 +13,7 @@ import os
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,33 +65,6 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def wait_for(
-    what: str,
-    check: Callable[[], bool],
-    timeout: float,
-    interval: float = 0.1,
-    alive: Callable[[], str | None] | None = None,
-) -> None:
-    """Poll `check` until it is true; fail with `what` after `timeout` seconds.
-
-    `alive` returns a reason when the thing waited on has died, to fail fast.
-    """
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        if alive is not None:
-            dead = alive()
-            if dead:
-                raise TestBedError(f"{what}: {dead}")
-        try:
-            if check():
-                return
-        except Exception as e:
-            last = e
-        time.sleep(interval)
-    raise TestBedError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
 
 
 @dataclass

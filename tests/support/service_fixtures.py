@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -26,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from chainmonitor.monitor import MonitorSettings
 from chainmonitor.stream import StreamSettings
-from discovery.publish import peers_configmap_name
+from discovery.peers_configmap import peers_configmap_name
 from discovery.service import DiscoveryService
 from discovery.settings import Settings, load_settings
 from lbmanager.naming import service_port_name, slice_name
@@ -34,16 +33,13 @@ from tests.conftest import ControlPlaneFactory, create_namespace, namespace_name
 from tests.support.chain import ProviderChain, ProviderNode, ProviderValidator
 from tests.support.kube import ControlPlane
 from tests.support.lb import CountingApiClient, counting_client, create_consumer_pod
-
-T = TypeVar("T")
+from tests.support.polling import eventually
 
 NAMES = ("alice", "bob", "charlie")
 SERVICE_NAME = "p2p-loadbalancer"
 # Small timings: a test must not wait for production-sized resync periods.
 FAST_MONITOR = MonitorSettings(settle=0.01, resync_interval=600.0)
 FAST_STREAM = StreamSettings(ping_interval=5.0, silence_timeout=20.0, healthy_after=5.0)
-# Generous: a loaded 2-core machine runs three control planes and a chain here.
-WAIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -237,39 +233,10 @@ async def running_service(
                     service.monitor.counters.stream.connected
                 )
 
-            await eventually(ready, f"{cluster.name}'s service ready", in_thread=False)
+            await eventually(f"{cluster.name}'s service ready", ready, in_thread=False)
         yield running
     finally:
         await running.stop()
-
-
-async def eventually(
-    check: Callable[[], T],
-    what: str,
-    *,
-    within: float = WAIT,
-    interval: float = 0.2,
-    in_thread: bool = True,
-) -> T:
-    """The first truthy result of `check`, polled (in a thread when it does blocking reads).
-
-    A Kubernetes object that `check` reads and that does not exist yet (404) means
-    "not yet", not a failure: the thing waited for is often what creates it.
-    """
-    deadline = time.monotonic() + within
-    last: T | None = None
-    while True:
-        try:
-            last = await asyncio.to_thread(check) if in_thread else check()
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            last = None
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {within:g}s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(interval)
 
 
 async def publish_endpoints(clusters: list[Cluster], hosts: dict[str, str] | None = None) -> None:

@@ -1,5 +1,9 @@
-"""`ChainSnapshot` values for tests of the desired state, shaped like what chainmonitor returns.
+"""The one builder of chain state for tests: addresses, validators, consumer chains, snapshots.
 
+`validator(n)`, `consumer(id, chain_id, ...)` and `snapshot(validators,
+consumers)` build the `chainmonitor.types` values the monitor hands out;
+`op(n)`, `cons(n)` and `node_id(n)` are validator n's operator address,
+consensus address and node ID everywhere (`discovery_states` uses them too).
 Addresses are real bech32 strings (`chainmonitor.addresses`), validators are
 sorted by operator and consumers by numeric ID, as the monitor hands them out.
 """

@@ -12,7 +12,7 @@ from typing import Any
 
 from kubernetes import client
 
-from discovery.publish import PEERS_HASH_ANNOTATION
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION
 from lbmanager import pod_annotations_for_key, pod_labels_for_key
 from tests.support.lb import model
 from tests.support.service_fixtures import Cluster

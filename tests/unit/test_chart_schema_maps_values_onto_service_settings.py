@@ -17,7 +17,8 @@ import pytest
 
 from discovery.interop import Compat
 from discovery.ports import PortScheme
-from discovery.settings import ENV_PREFIX, NotifyMode, Settings, load_settings, unknown_environment
+from discovery.settings import ENV_PREFIX, Settings, load_settings, unknown_environment
+from discovery.types import NotifyMode
 from tests.support.helm import (
     EXAMPLE_VALUES,
     container_environment,

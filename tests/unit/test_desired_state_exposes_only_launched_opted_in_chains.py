@@ -7,9 +7,9 @@ import json
 from chainmonitor.types import ConsumerPhase
 from discovery.desired import ExposurePolicy, desired_cluster
 from discovery.endpoints import DEFAULT_POLICY, EndpointPolicy, EndpointRejection, RejectReason
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION, peers_configmap_name
 from discovery.ports import ConsumerChainRef, PortScheme, allocate_ports, derive_ports
-from discovery.publish import PEERS_HASH_ANNOTATION, peers_configmap_name
-from discovery.settings import NotifyMode
+from discovery.types import NotifyMode
 from lbmanager import POD_KEY_ANNOTATION, POD_KEY_HASH_LABEL
 from tests.support.snapshots import (
     colliding_chain_ids,

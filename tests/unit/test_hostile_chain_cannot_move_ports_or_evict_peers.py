@@ -8,12 +8,13 @@ the service's own decision function on it.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainmonitor.types import ChainSnapshot, ConsumerChain, ConsumerPhase
+from chainmonitor.types import ConsumerChain, ConsumerPhase
 from discovery.desired import DesiredCluster, ExposurePolicy, desired_cluster
 from discovery.endpoints import DEFAULT_POLICY
 from discovery.errors import InvalidInput
@@ -204,17 +205,11 @@ def test_max_peers_keeps_the_highest_power_and_breaks_ties_by_consensus_address(
     # A tie at the cut is broken by consensus address: the same on every validator.
     tie_powers = {n: 10 for n in range(1, 21)}
     tied = consumer(0, "c", opted_in=range(1, 21), spawn_time=T0, powers=tie_powers)
-    again = desired_cluster(snapshot(vals, [tied]), US, policy, DEFAULT_POLICY)
-    rev = desired_cluster(
-        ChainSnapshot(
-            height=100,
-            validators=tuple(reversed(snapshot(vals, [tied]).validators)),
-            consumers=(tied,),
-        ),
-        US,
-        policy,
-        DEFAULT_POLICY,
-    )
+    ordered = snapshot(vals, [tied])
+    again = desired_cluster(ordered, US, policy, DEFAULT_POLICY)
+    # The same chain state with the registry in the other order.
+    reordered = replace(ordered, validators=tuple(reversed(ordered.validators)))
+    rev = desired_cluster(reordered, US, policy, DEFAULT_POLICY)
     assert again.render() == rev.render()
     assert len(again.chains[0].peers.peers) == 4
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lbmanager.consumer_pods import PodInfo, pod_annotations_for_key, pod_info, pod_labels_for_key
 from lbmanager.endpointslice_builder import (
     ServiceRef,
     build_slices,
@@ -20,7 +21,6 @@ from lbmanager.endpointslice_builder import (
 )
 from lbmanager.errors import TooManyEndpoints
 from lbmanager.naming import MANAGED_BY_LABEL, service_port_name
-from lbmanager.pods import PodInfo, pod_annotations_for_key, pod_info, pod_labels_for_key
 from tests.support.lb_plan import ch
 
 SVC = ServiceRef("p2p-loadbalancer", "provider", "svc-uid")

@@ -7,11 +7,9 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lbmanager.naming import is_label_value
-from lbmanager.pods import (
+from lbmanager.consumer_pods import (
     POD_KEY_ANNOTATION,
     POD_KEY_HASH_LABEL,
-    PodChange,
     PodIndex,
     PodInfo,
     keyed_pod_selector,
@@ -20,6 +18,8 @@ from lbmanager.pods import (
     pod_scope,
     selector_matches,
 )
+from lbmanager.naming import is_label_value
+from lbmanager.pods import PodChange
 from lbmanager.types import ChainExposure, ChainKey, PodSelector
 from tests.support.lb_plan import ch
 

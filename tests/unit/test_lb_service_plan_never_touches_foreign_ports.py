@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lbmanager.consumer_pods import keyed_pod_selector
 from lbmanager.errors import (
     InvalidChainSpec,
     KeyExposedByOtherOwner,
@@ -15,7 +16,6 @@ from lbmanager.errors import (
     PortNumberTaken,
 )
 from lbmanager.naming import PORTS_ANNOTATION, is_dns_label, service_port_name
-from lbmanager.pods import keyed_pod_selector
 from lbmanager.service_builder import ObservedService, observe_service, service_is_current
 from lbmanager.types import ChainExposure, ChainKey, ExposedPort
 from tests.support.lb_plan import apply, ch, chart_service, plan, port_map

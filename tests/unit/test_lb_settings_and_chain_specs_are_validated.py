@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from lbmanager.consumer_pods import keyed_pod_selector
 from lbmanager.errors import InvalidSettings, LbManagerError
-from lbmanager.pods import keyed_pod_selector
 from lbmanager.service_builder import parse_ownership, render_ownership, validate_chain
 from lbmanager.types import ChainExposure, ChainKey, ExposedPort, LbSettings, PodSelector
 

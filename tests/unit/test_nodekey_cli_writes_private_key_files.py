@@ -143,7 +143,7 @@ def test_unwritable_target_is_a_usage_error(
 
 
 def test_insecure_derivation_prints_the_go_node_id(capsys: pytest.CaptureFixture[str]) -> None:
-    # Vector from tests/unit/test_node_id_matches_cometbft_vectors.py (the Go steps run in Go).
+    # Vector from tests/unit/test_nodekey_ids_match_cometbft_vectors.py (the Go steps run in Go).
     code, out, _ = run(
         [
             "nodekey",

@@ -9,7 +9,8 @@ import pytest
 from chainmonitor.addresses import bech32_encode
 from discovery.operator_notify import OperatorNotifyError, parse_resource_ref
 from discovery.operators import CHAIN_NODE_SET, COSMOS_FULL_NODE
-from discovery.settings import ENV_PREFIX, NotifyMode, SettingsInvalid, load_settings
+from discovery.settings import ENV_PREFIX, SettingsInvalid, load_settings
+from discovery.types import NotifyMode
 
 OPERATOR = bech32_encode("cosmosvaloper", bytes(range(1, 21)))
 

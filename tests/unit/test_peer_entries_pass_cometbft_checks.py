@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from discovery.errors import InvalidPeerEntry
-from discovery.peers import check_peer_entry, render_persistent_peers
+from discovery.peers import check_peer_entry, hash_persistent_peers, join_peers, split_peers
 
 ID = "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef"
 
@@ -82,13 +84,18 @@ def test_well_formed_entries_pass(entry: str) -> None:
     check_peer_entry(entry)
 
 
-def test_rendering_sorts_deduplicates_and_checks() -> None:
+def test_joined_entries_split_back_and_hash_the_same_way_everywhere() -> None:
     a = f"{ID}@203.0.113.7:26656"
     b = f"{'0' * 40}@203.0.113.8:26656"
-    assert render_persistent_peers([a, b, a]) == f"{b},{a}"
-    assert render_persistent_peers([]) == ""
-    with pytest.raises(InvalidPeerEntry):
-        render_persistent_peers([a, "junk"])
+    joined = join_peers([b, a])
+    assert joined == f"{b},{a}"
+    assert split_peers(joined) == (b, a)
+    # Hand-written values (an operator's node resource) may have spaces and empty items.
+    assert split_peers(f" {a} ,, {b},") == (a, b)
+    assert split_peers("") == () == split_peers(None)
+    assert join_peers([]) == ""
+    assert hash_persistent_peers(joined) == hashlib.sha256(joined.encode()).hexdigest()
+    assert hash_persistent_peers(joined) != hash_persistent_peers(join_peers([a, b]))
 
 
 def test_error_quotes_the_entry_safely() -> None:

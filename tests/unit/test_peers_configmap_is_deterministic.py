@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from discovery.errors import InvalidPeerEntry, InvalidPort
-from discovery.publish import (
+from discovery.peers_configmap import (
     CONTENT_HASH_ANNOTATION,
     MANAGED_BY_LABEL,
     PEERS_HASH_ANNOTATION,

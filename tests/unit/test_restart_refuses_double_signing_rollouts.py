@@ -6,13 +6,9 @@ from typing import Any
 
 import pytest
 
-from discovery.publish import (
-    PEERS_HASH_ANNOTATION,
-    restart_refusal,
-    runs_chain,
-    with_peers_hash,
-)
-from lbmanager.pods import pod_annotations_for_key, pod_labels_for_key
+from discovery.peers_configmap import PEERS_HASH_ANNOTATION
+from discovery.workloads import restart_refusal, runs_chain, with_peers_hash
+from lbmanager.consumer_pods import pod_annotations_for_key, pod_labels_for_key
 
 
 def workload(strategy: dict[str, Any] | None, key: str = "updateStrategy") -> dict[str, Any]:

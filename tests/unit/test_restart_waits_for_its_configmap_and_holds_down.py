@@ -9,16 +9,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discovery.publish import NotifyReport, PublishError, WorkloadRef
+from discovery.apply.restarts import RestartApplier
+from discovery.errors import KubernetesWriteError
 from discovery.restarts import (
     CONFIGMAP_NOT_WRITTEN,
     HOLD_DOWN,
     Action,
-    RestartApplier,
     RestartMemory,
     after_restart,
     restart_step,
 )
+from discovery.workloads import NotifyReport, WorkloadRef
 
 REF = WorkloadRef("StatefulSet", "consumers", "node")
 ROLLED = NotifyReport(restarted=(REF,))
@@ -129,7 +130,7 @@ class FakeNotifier:
     async def notify(self, chain_id: str, peers_hash: str, **_: Any) -> NotifyReport:
         self.calls.append(peers_hash)
         if self.failing:
-            raise PublishError("list StatefulSets", "unavailable", transient=True)
+            raise KubernetesWriteError("list StatefulSets", "unavailable", transient=True)
         if self.carried == peers_hash:
             return CARRIES
         self.carried = peers_hash

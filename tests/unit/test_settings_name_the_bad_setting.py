@@ -16,7 +16,6 @@ from discovery.interop import Compat
 from discovery.ports import PortScheme
 from discovery.settings import (
     ENV_PREFIX,
-    NotifyMode,
     Settings,
     SettingsInvalid,
     check_files,
@@ -24,6 +23,7 @@ from discovery.settings import (
     parse_host_port,
     unknown_environment,
 )
+from discovery.types import NotifyMode
 
 # Well-formed addresses (valid bech32 checksums) of one 20-byte account.
 OPERATOR = bech32_encode("cosmosvaloper", bytes(range(1, 21)))

@@ -59,7 +59,7 @@ async def test_a_change_to_one_chain_wakes_only_its_watchers() -> None:
     assert store.wakeups == 0
 
     # Only chain-1's peers change: its three watchers wake, chain-2's do not.
-    assert store.publish(_without_peers(BASE, {"chain-1"}, BASE.height + 1))
+    assert store.update(_without_peers(BASE, {"chain-1"}, BASE.height + 1))
     got = await asyncio.gather(*pending_1)
     assert [s.height for s in got] == [BASE.height + 1] * 3
     await _settle()
@@ -68,13 +68,13 @@ async def test_a_change_to_one_chain_wakes_only_its_watchers() -> None:
 
     # A new height with the same peers everywhere is no change for any peer watcher.
     pending_1 = [asyncio.ensure_future(_next(it)) for it in on_1]
-    assert store.publish(_without_peers(BASE, {"chain-1"}, BASE.height + 2))
+    assert store.update(_without_peers(BASE, {"chain-1"}, BASE.height + 2))
     await _settle()
     assert store.wakeups == 3
     assert not any(p.done() for p in pending_1 + pending_2)
 
     # Now chain-2 changes: its watchers see the latest state, chain-1's stay asleep.
-    assert store.publish(_without_peers(BASE, {"chain-1", "chain-2"}, BASE.height + 3))
+    assert store.update(_without_peers(BASE, {"chain-1", "chain-2"}, BASE.height + 3))
     got = await asyncio.gather(*pending_2)
     assert [s.height for s in got] == [BASE.height + 3] * 3
     await _settle()
@@ -96,7 +96,7 @@ async def test_whole_state_watchers_still_wake_on_every_change() -> None:
     await _next(everything)
     waiting = asyncio.ensure_future(_next(everything))
     await _settle()
-    assert store.publish(replace(BASE, height=BASE.height + 1))
+    assert store.update(replace(BASE, height=BASE.height + 1))
     assert (await waiting).height == BASE.height + 1
     assert store.wakeups == 1
 
@@ -108,11 +108,11 @@ async def test_a_chain_that_appears_or_goes_wakes_its_watchers() -> None:
     assert watched_peers(first, "chain-2") is None
     waiting = asyncio.ensure_future(_next(later))
     await _settle()
-    store.publish(build_state(chains={"1": "chain-1", "2": "chain-2"}))
+    store.update(build_state(chains={"1": "chain-1", "2": "chain-2"}))
     assert watched_peers(await waiting, "chain-2") is not None
     waiting = asyncio.ensure_future(_next(later))
     await _settle()
-    store.publish(build_state(chains={"1": "chain-1"}, height=101))
+    store.update(build_state(chains={"1": "chain-1"}, height=101))
     assert watched_peers(await waiting, "chain-2") is None
 
 

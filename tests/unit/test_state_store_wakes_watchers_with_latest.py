@@ -18,7 +18,7 @@ async def test_watcher_gets_current_state_then_changes() -> None:
     waiting = asyncio.ensure_future(_next(changes))
     await asyncio.sleep(0.01)
     assert not waiting.done()
-    assert store.publish(DiscoveryState(height=2))
+    assert store.update(DiscoveryState(height=2))
     assert (await waiting).height == 2
 
 
@@ -27,13 +27,13 @@ async def test_slow_watcher_skips_to_the_latest_state() -> None:
     changes = store.changes()
     await _next(changes)
     for h in range(2, 50):
-        store.publish(DiscoveryState(height=h))
+        store.update(DiscoveryState(height=h))
     assert (await _next(changes)).height == 49
 
 
 async def test_equal_state_is_not_a_change() -> None:
     store = StateStore(DiscoveryState(height=5))
-    assert not store.publish(DiscoveryState(height=5))
+    assert not store.update(DiscoveryState(height=5))
     assert store.version == 0
 
 

@@ -2,8 +2,8 @@
 # from proto/cosmos/staking/v1beta1/query.proto. DO NOT EDIT.
 from typing import Any
 
-from chainmonitor._proto._grpc_typing import UnaryUnary
 from chainmonitor._proto.cosmos.staking.v1beta1 import query_pb2 as _m0
+from chainmonitor.grpc_typing import UnaryUnary
 
 class QueryStub:
     def __init__(self, channel: Any) -> None: ...

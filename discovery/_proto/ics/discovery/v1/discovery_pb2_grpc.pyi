@@ -2,7 +2,7 @@
 # from proto/ics/discovery/v1/discovery.proto. DO NOT EDIT.
 from typing import Any
 
-from discovery._proto._grpc_typing import UnaryStream, UnaryUnary
+from chainmonitor.grpc_typing import UnaryStream, UnaryUnary
 from discovery._proto.ics.discovery.v1 import discovery_pb2 as _m0
 
 class DiscoveryStub:

@@ -2,8 +2,8 @@
 # from proto/interchain_security/ccv/provider/v1/query.proto. DO NOT EDIT.
 from typing import Any
 
-from chainmonitor._proto._grpc_typing import UnaryUnary
 from chainmonitor._proto.interchain_security.ccv.provider.v1 import query_pb2 as _m0
+from chainmonitor.grpc_typing import UnaryUnary
 
 class QueryStub:
     def __init__(self, channel: Any) -> None: ...

@@ -11,7 +11,7 @@ from discovery.metrics import ServiceMetrics, sample_value
 from discovery.opsmetrics import PodCount, chain_gauges, own_endpoint_matches
 from discovery.service import pod_counts
 from discovery.types import NodeId
-from lbmanager.pods import PodInfo
+from lbmanager.consumer_pods import PodInfo
 from tests.support.discovery_states import build_state
 from tests.support.snapshots import consumer, op, snapshot, validator
 

@@ -21,7 +21,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from chainmonitor.backoff import JitteredBackoff
 from chainmonitor.stream import EventStream, StreamSettings, StreamSignal
 from tests.support.faultproxy import Fault, FaultProxy
-from tests.support.service_fixtures import eventually
+from tests.support.polling import eventually
 
 SETTINGS = StreamSettings(
     ping_interval=5,
@@ -70,7 +70,7 @@ async def running(*urls: str) -> AsyncIterator[EventStream]:
 
 
 async def until(check: Callable[[], bool]) -> None:
-    await eventually(check, "the stream's counters", within=10, interval=0.02, in_thread=False)
+    await eventually("the stream's counters", check, timeout=10, interval=0.02, in_thread=False)
 
 
 async def test_a_node_refusing_our_query_is_a_permanent_fault_and_the_next_node_serves() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +33,7 @@ from tests.support.chain import (
     ProviderValidator,
     update_toml,
 )
-
-# Moved to tests/support/chain.py (localnet uses them too); still importable from here.
-from tests.support.chain import export_key_hex as export_key_hex
-from tests.support.chain import write_key_file as write_key_file
+from tests.support.polling import eventually
 
 FAST_MONITOR = MonitorSettings(settle=0.01, resync_interval=3600.0)
 FAST_STREAM = StreamSettings(ping_interval=5.0, silence_timeout=10.0, healthy_after=5.0)
@@ -76,12 +72,21 @@ async def running_monitor(
         async with asyncio.timeout(30):
             await monitor.wait_for(lambda s: bool(s.validators))
             # Live: subscribed, so no event of what the test does next is missed.
-            await wait_until(lambda: monitor.counters.stream.connected, "stream live")
+            await eventually(
+                "stream live",
+                lambda: monitor.counters.stream.connected,
+                timeout=30,
+                interval=0.02,
+                in_thread=False,
+            )
             # The resync the connection asks for is done too (alone, or merged with the
             # start's), so a test counting resyncs from here sees only its own.
-            await wait_until(
-                lambda: "connected" in monitor.counters.last_resync_reason.split(", "),
+            await eventually(
                 "the connection's resync",
+                lambda: "connected" in monitor.counters.last_resync_reason.split(", "),
+                timeout=30,
+                interval=0.02,
+                in_thread=False,
             )
         yield monitor
     finally:
@@ -91,15 +96,6 @@ async def running_monitor(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await queries.close()
-
-
-async def wait_until(check: Callable[[], bool], what: str, within: float = 30) -> None:
-    """Poll a counter-style condition (there is no event to wait on) every 20 ms."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def snapshot_where(

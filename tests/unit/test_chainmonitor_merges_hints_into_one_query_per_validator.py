@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chainmonitor.addresses import ConsensusAddress, OperatorAddress, bech32_encode
+from chainmonitor.addresses import ConsensusAddress, OperatorAddress
 from chainmonitor.errors import ChainUnavailable
 from chainmonitor.events import (
     BlockCommitted,
@@ -28,29 +28,15 @@ from chainmonitor.monitor import ChainMonitor, MonitorSettings
 from chainmonitor.queries import AtHeight
 from chainmonitor.stream import Resync, StreamCounters
 from chainmonitor.types import (
-    BondStatus,
     ChainId,
     ChainSnapshot,
     ConsumerChain,
     ConsumerId,
     ConsumerPhase,
     ConsumerValidator,
-    Description,
     Validator,
 )
-
-
-def op(n: int) -> OperatorAddress:
-    return OperatorAddress(bech32_encode("cosmosvaloper", bytes([n]) * 20))
-
-
-def cons(n: int) -> ConsensusAddress:
-    return ConsensusAddress(bech32_encode("cosmosvalcons", bytes([n]) * 20))
-
-
-def validator(n: int, details: str = "") -> Validator:
-    description = Description(f"v{n}", details=details)
-    return Validator(op(n), description, BondStatus.BONDED, False, cons(n))
+from tests.support.snapshots import cons, consumer, op, validator
 
 
 @dataclass
@@ -123,10 +109,8 @@ def table() -> TableQueries:
     q = TableQueries()
     q.vals = {op(n): validator(n) for n in (1, 2, 3)}
     q.chains = {
-        ConsumerId("0"): ConsumerChain(
-            ConsumerId("0"), ChainId("c0"), ConsumerPhase.LAUNCHED, (cons(1), cons(2))
-        ),
-        ConsumerId("1"): ConsumerChain(ConsumerId("1"), ChainId("c1"), ConsumerPhase.STOPPED),
+        ConsumerId("0"): consumer(0, "c0", [1, 2]),
+        ConsumerId("1"): consumer(1, "c1", phase=ConsumerPhase.STOPPED),
     }
     return q
 
@@ -247,9 +231,7 @@ async def test_consumer_actions_and_launches_reload_consumers() -> None:
     q = table()
     async with running(q) as monitor:
         q.height = 11
-        q.chains[ConsumerId("2")] = ConsumerChain(
-            ConsumerId("2"), ChainId("c2"), ConsumerPhase.INITIALIZED, (cons(3),)
-        )
+        q.chains[ConsumerId("2")] = consumer(2, "c2", [3], ConsumerPhase.INITIALIZED)
         monitor.hint(
             TxCommitted(
                 height=11,
@@ -376,9 +358,7 @@ async def test_launched_chains_carry_their_validator_set_and_spawn_time_read_onc
         spawn_time="2026-01-01T00:00:00Z",
         validators=(ConsumerValidator(cons(1), 7), ConsumerValidator(cons(2), 3)),
     )
-    q.chains[ConsumerId("2")] = ConsumerChain(
-        ConsumerId("2"), ChainId("spam"), ConsumerPhase.REGISTERED, (cons(3),)
-    )
+    q.chains[ConsumerId("2")] = consumer(2, "spam", [3], ConsumerPhase.REGISTERED)
     async with running(q) as monitor:
         snap = monitor.snapshot
         assert snap is not None

@@ -29,6 +29,7 @@ from chainmonitor.faults import (
     grpc_code_transient,
     http_status_transient,
 )
+from discovery.errors import KubernetesWriteError
 from discovery.faults import (
     PUBLISH_PERMANENT_MAX,
     PUBLISH_TRANSIENT_MAX,
@@ -39,7 +40,6 @@ from discovery.faults import (
     readiness,
 )
 from discovery.notify import NotifyError
-from discovery.publish import PublishError
 from lbmanager.errors import KubernetesRejected, KubernetesUnavailable
 
 
@@ -150,7 +150,7 @@ def test_errors_of_every_layer_keep_their_own_verdict() -> None:
     assert fault_of(KubernetesUnavailable("PUT x", "etcd timeout", status=503)).transient
     assert not fault_of(KubernetesRejected("PUT x", "forbidden", status=403)).transient
     assert fault_of(NotifyError("node", "reset", transient=True)).transient
-    assert not fault_of(PublishError("ConfigMap x", "invalid", transient=False)).transient
+    assert not fault_of(KubernetesWriteError("ConfigMap x", "invalid", transient=False)).transient
     assert not fault_of(UnsupportedSigner("vesting")).transient
 
 

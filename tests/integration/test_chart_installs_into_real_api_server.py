@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.conftest import create_namespace
 from tests.support.helm import EXAMPLE_VALUES, HelmFailed, Values, find, one, run_helm, values
 from tests.support.helm_fixtures import RESTRICTED, ChartReleases, label
-from tests.support.procs import wait_for
+from tests.support.polling import any_error, wait_until
 
 pytestmark = [pytest.mark.kube, pytest.mark.helm]
 
@@ -48,7 +48,9 @@ def _pods_created(api: client.ApiClient, namespace: str, count: int) -> list[Any
         return len(core.list_namespaced_pod(namespace, label_selector=SELECTOR).items) >= count
 
     try:
-        wait_for(f"{count} pod(s) in {namespace}", created, timeout=45, interval=0.2)
+        wait_until(
+            f"{count} pod(s) in {namespace}", created, timeout=45, interval=0.2, not_yet=any_error
+        )
     except Exception as e:
         problems = [
             f"{c.type}: {c.message}"
@@ -76,10 +78,11 @@ def test_default_values_install_and_pass_restricted_pod_security(
     # The defaults name the consumer namespace `consumers`, which must exist first
     # (this is the one test that uses that fixed name; wait out an earlier deletion).
     core = client.CoreV1Api(kube)
-    wait_for(
+    wait_until(
         "no namespace named consumers",
         lambda: "consumers" not in {n.metadata.name for n in core.list_namespace().items},
         timeout=60,
+        not_yet=any_error,
     )
     with pytest.raises(HelmFailed) as missing:
         chart_releases.install(values(**BASE))
@@ -126,10 +129,11 @@ def test_default_values_install_and_pass_restricted_pod_security(
         rbac.read_namespaced_role(role["metadata"]["name"], "consumers")
     assert gone.value.status == 404
     # keepOnUninstall=false: the LoadBalancer's namespace goes with the release.
-    wait_for(
+    wait_until(
         f"namespace {lb_ns} deleted",
         lambda: lb_ns not in {n.metadata.name for n in core.list_namespace().items},
         timeout=60,
+        not_yet=any_error,
     )
 
 
@@ -229,7 +233,7 @@ def test_service_monitor_follows_the_servers_api(
                 c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
             )
 
-        wait_for("ServiceMonitor CRD established", established, timeout=30)
+        wait_until("ServiceMonitor CRD established", established, timeout=30, not_yet=any_error)
         chart_releases.install(monitored)
         sm = client.CustomObjectsApi(kube).get_namespaced_custom_object(
             "monitoring.coreos.com", "v1", namespace, "servicemonitors", "ics-ics-validator"
@@ -375,6 +379,8 @@ def test_restricted_pod_security_refuses_a_weakened_pod(
             for c in rs.status.conditions or []
         )
 
-    wait_for("the ReplicaSet to report the PodSecurity refusal", refused, timeout=45)
+    wait_until(
+        "the ReplicaSet to report the PodSecurity refusal", refused, timeout=45, not_yet=any_error
+    )
     pods = client.CoreV1Api(kube).list_namespaced_pod(namespace, label_selector=SELECTOR)
     assert pods.items == []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from chainmonitor.addresses import ConsensusAddress, bech32_encode
+from chainmonitor.addresses import bech32_encode
 from chainmonitor.convert import consumer_validators, spawn_time_from_json, spawn_time_text
 from chainmonitor.errors import InvalidChainData
 from chainmonitor.types import ConsumerValidator
+from tests.support.snapshots import cons
 
-A = ConsensusAddress(bech32_encode("cosmosvalcons", b"\x01" * 20))
-B = ConsensusAddress(bech32_encode("cosmosvalcons", b"\x02" * 20))
+A = cons(1)
+B = cons(2)
 
 
 def test_validator_sets_are_sorted_and_read_string_or_int_powers() -> None:

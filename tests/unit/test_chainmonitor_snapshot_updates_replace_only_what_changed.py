@@ -7,53 +7,19 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chainmonitor.addresses import ConsensusAddress, OperatorAddress, bech32_encode
 from chainmonitor.snapshot import (
     diff_snapshots,
     with_all_validators,
     with_consumers,
     with_validators,
 )
-from chainmonitor.types import (
-    BondStatus,
-    ChainId,
-    ChainSnapshot,
-    ConsumerChain,
-    ConsumerId,
-    ConsumerPhase,
-    Description,
-    Validator,
-)
+from chainmonitor.types import ConsumerPhase
+from tests.support.snapshots import consumer, op, snapshot, validator
 
-
-def op(n: int) -> OperatorAddress:
-    return OperatorAddress(bech32_encode("cosmosvaloper", bytes([n]) * 20))
-
-
-def cons(n: int) -> ConsensusAddress:
-    return ConsensusAddress(bech32_encode("cosmosvalcons", bytes([n]) * 20))
-
-
-def validator(n: int, details: str = "") -> Validator:
-    return Validator(
-        operator=op(n),
-        description=Description(moniker=f"v{n}", details=details),
-        status=BondStatus.BONDED,
-        jailed=False,
-        consensus_address=cons(n),
-    )
-
-
-def consumer(n: int, phase: ConsumerPhase = ConsumerPhase.LAUNCHED, *opted: int) -> ConsumerChain:
-    return ConsumerChain(
-        ConsumerId(str(n)), ChainId(f"c-{n}"), phase, tuple(sorted(cons(o) for o in opted))
-    )
-
-
-BASE = ChainSnapshot(
+BASE = snapshot(
+    [validator(1), validator(2), validator(3)],
+    [consumer(0, "c-0", [1, 2]), consumer(1, "c-1", phase=ConsumerPhase.STOPPED)],
     height=10,
-    validators=(validator(1), validator(2), validator(3)),
-    consumers=(consumer(0, ConsumerPhase.LAUNCHED, 1, 2), consumer(1, ConsumerPhase.STOPPED)),
 )
 
 
@@ -82,7 +48,7 @@ def test_refresh_can_remove_and_never_lowers_the_height() -> None:
 def test_consumer_reload_and_opted_in_operators() -> None:
     new = with_consumers(
         BASE,
-        [consumer(2, ConsumerPhase.REGISTERED, 3), consumer(0, ConsumerPhase.LAUNCHED, 1)],
+        [consumer(2, "c-2", [3], ConsumerPhase.REGISTERED), consumer(0, "c-0", [1])],
         11,
     )
     assert [c.consumer_id for c in new.consumers] == ["0", "2"]
@@ -97,7 +63,9 @@ def test_consumer_reload_and_opted_in_operators() -> None:
 
 
 def test_consumer_ids_sort_numerically() -> None:
-    new = with_consumers(None, [consumer(10), consumer(9), consumer(100)], 1)
+    new = with_consumers(
+        None, [consumer(10, "c-10"), consumer(9, "c-9"), consumer(100, "c-100")], 1
+    )
     assert [c.consumer_id for c in new.consumers] == ["9", "10", "100"]
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from lbmanager import DesiredState, LbSettings, LoadBalancerReconciler
+from lbmanager import DesiredState, LbSettings
 from lbmanager.naming import PORTS_ANNOTATION, service_port_name
+from lbmanager.reconciler import LoadBalancerReconciler
 from tests.support.helm import values
 from tests.support.helm_fixtures import ChartReleases
 from tests.support.kube import ControlPlane

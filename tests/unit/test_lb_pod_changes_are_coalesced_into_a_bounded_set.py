@@ -12,9 +12,11 @@ from collections.abc import Iterable
 
 from kubernetes import client
 
-from lbmanager.pods import PodChange, PodInfo
+from lbmanager.consumer_pods import PodInfo
+from lbmanager.pods import PodChange
 from lbmanager.reconciler import LoadBalancerController
 from lbmanager.types import ChainKey
+from tests.support.polling import eventually
 
 
 def pod(i: int) -> PodInfo:
@@ -63,12 +65,10 @@ def test_the_refresh_loop_takes_everything_pending_at_once() -> None:
         await asyncio.sleep(0)
         for i in range(1000):
             lb._mark({ChainKey(f"c{i % 4}")})
-        for _ in range(100):
-            if seen:
-                break
-            await asyncio.sleep(0.01)
-        task.cancel()
-        assert seen
+        try:
+            await eventually("a refresh", lambda: seen, timeout=1, interval=0.01, in_thread=False)
+        finally:
+            task.cancel()
         assert seen[0] == {ChainKey(f"c{i}") for i in range(4)}
         assert lb.pending == set()
 

@@ -17,11 +17,14 @@ from hypothesis import strategies as st
 from kubernetes import client
 
 from chainmonitor.addresses import bech32_encode
-from discovery.service import DiscoveryService, live_dial_memory
+from discovery.apply.dials import live_dial_memory
+from discovery.apply.effects import Wake
+from discovery.service import DiscoveryService
 from discovery.settings import load_settings
+from lbmanager import DesiredState
+from lbmanager.consumer_pods import PodInfo
 from lbmanager.kube import KubeRest
 from lbmanager.leader import LeaderElector, LeaseConfig, NotLeader, lease_problem
-from lbmanager.pods import PodInfo
 
 CONFIG = LeaseConfig("ns", "lease", "me", lease_duration=15, renew_deadline=10, retry_period=2)
 
@@ -156,17 +159,21 @@ def test_the_service_fences_its_writes_and_forgets_everything_on_leadership_chan
         svc._fence("PUT /x")
 
     async def fill_and_forget() -> None:
-        svc._applied_lb = object()
+        svc._applied_lb = DesiredState(chains=())
         svc._lb_outcomes = {"c": None}
-        svc._applied_configmaps[("ns", "cm")] = object()  # type: ignore[assignment]
-        svc._publish_problems = {"c": "x"}
-        svc._dialed = {"uid": "h"}
-        svc._operator_written = {"c": "h"}
-        svc._operator_problems = {"c": "x"}
-        svc._operator_nodes = {"c": ("r", True)}
-        svc._publish_retry_at = 1e9
-        await svc.restart_applier.apply("c", "ns", "h", configmap_written=False, now=0)
-        svc._wake_at(clock.now + 60)
+        svc.configmaps.applied[("ns", "cm")] = object()  # type: ignore[assignment]
+        svc.configmaps.problems = {"c": "x"}
+        svc.dials.dialed = {"uid": "h"}
+        svc.operators.written = {"c": "h"}
+        svc.operators.problems = {"c": "x"}
+        svc.operators.nodes = {"c": ("r", True)}
+        svc.endpoint.retry_at = 1e9
+        await svc.restarts.keys.apply("c", "ns", "h", configmap_written=False, now=0)
+        svc.restarts._wake_at(clock.now + 60)
+        wake = svc.restarts.hold_down_wake
+        assert wake is not None
+        svc.endpoint.refusal_wake = svc.effects.wake_later(60, Wake.PUBLISH)
+        refusal_wake = svc.endpoint.refusal_wake
         never = asyncio.get_running_loop().create_future()
 
         async def in_flight() -> bool:
@@ -185,17 +192,20 @@ def test_the_service_fences_its_writes_and_forgets_everything_on_leadership_chan
         memories: dict[str, Any] = {
             "lb": svc._applied_lb,
             "outcomes": svc._lb_outcomes,
-            "configmaps": svc._applied_configmaps,
-            "publish problems": svc._publish_problems,
-            "restarts": svc.restart_applier.memory,
-            "dial": svc._dialed,
-            "operator written": svc._operator_written,
-            "operator problems": svc._operator_problems,
-            "operator nodes": svc._operator_nodes,
-            "hold-down wake": svc._hold_down_wake,
+            "configmaps": svc.configmaps.applied,
+            "configmap problems": svc.configmaps.problems,
+            "restarts": svc.restarts.keys.memory,
+            "dial": svc.dials.dialed,
+            "operator written": svc.operators.written,
+            "operator problems": svc.operators.problems,
+            "operator nodes": svc.operators.nodes,
+            "hold-down wake": svc.restarts.hold_down_wake,
+            "publish refusal wake": svc.endpoint.refusal_wake,
         }
         assert {k: v for k, v in memories.items() if v} == {}
-        assert svc._publish_retry_at == 0.0
+        assert svc.endpoint.retry_at == 0.0
+        assert wake[1].cancelled()
+        assert refusal_wake.cancelled()
 
     asyncio.run(fill_and_forget())
 
@@ -229,7 +239,7 @@ def test_losing_leadership_stops_the_pod_watch_and_cancels_the_round() -> None:
         lead_task = asyncio.create_task(svc._lead())
         await asyncio.sleep(0)
         assert svc._leading
-        svc._dialed = {"uid": "h"}
+        svc.dials.dialed = {"uid": "h"}
 
         async def in_flight() -> bool:
             await forever()
@@ -242,7 +252,7 @@ def test_losing_leadership_stops_the_pod_watch_and_cancels_the_round() -> None:
             await lead_task
         assert not svc._leading
         assert closed == [True]
-        assert svc._dialed == {}
+        assert svc.dials.dialed == {}
         await asyncio.sleep(0)
         assert svc._round.cancelled()
 

@@ -23,10 +23,7 @@ from hypothesis import strategies as st
 from chainmonitor.addresses import bech32_encode
 from chainmonitor.errors import InvalidChainData
 from chainmonitor.txdecode import edited_validators, message_types
-
-
-def operator(n: int) -> str:
-    return bech32_encode("cosmosvaloper", bytes([n]) * 20)
+from tests.support.snapshots import op
 
 
 def packed(msg: Message) -> any_pb2.Any:
@@ -38,7 +35,7 @@ def packed(msg: Message) -> any_pb2.Any:
 def edit(n: int) -> MsgEditValidator:
     return MsgEditValidator(
         description=Description(moniker="[do-not-modify]", details=f"p2p=10.0.0.{n}"),
-        validator_address=operator(n),
+        validator_address=op(n),
     )
 
 
@@ -50,21 +47,19 @@ def tx_bytes(*msgs: Message) -> bytes:
 
 
 def test_direct_edit() -> None:
-    assert edited_validators(tx_bytes(edit(1))) == (operator(1),)
+    assert edited_validators(tx_bytes(edit(1))) == (op(1),)
 
 
 def test_edit_inside_authz_exec_names_the_validator_not_the_grantee() -> None:
     grantee = bech32_encode("cosmos", b"\x09" * 20)
-    assert edited_validators(tx_bytes(MsgExec(grantee=grantee, msgs=[packed(edit(2))]))) == (
-        operator(2),
-    )
+    assert edited_validators(tx_bytes(MsgExec(grantee=grantee, msgs=[packed(edit(2))]))) == (op(2),)
 
 
 def test_nested_exec_and_other_messages() -> None:
     inner = MsgExec(grantee="g", msgs=[packed(edit(3)), packed(MsgSend(from_address="x"))])
     outer = MsgExec(grantee="g", msgs=[packed(inner)])
     data = tx_bytes(MsgSend(from_address="y"), outer, edit(4), edit(3))
-    assert edited_validators(data) == (operator(3), operator(4))
+    assert edited_validators(data) == (op(3), op(4))
     assert message_types(data) == (
         "/cosmos.bank.v1beta1.MsgSend",
         "/cosmos.authz.v1beta1.MsgExec",

@@ -1,58 +1,44 @@
-"""Every setting of `ics-discovery run`, validated once at start, from environment and file.
-
-A validator configures the service through its Helm values, which become
-environment variables (`ICS_DISCOVERY_<NAME>`) or one settings file (YAML,
-TOML or JSON; `--config PATH` or `ICS_DISCOVERY_CONFIG_FILE`). Environment
-wins over the file, the file over defaults. A service that starts with a bad
-setting would fail later and far from the cause, so everything is checked
-here, and each problem is reported with the setting's name and its variable.
-`settings_help()` renders the reference from the fields themselves, so
-`ics-discovery run --help` cannot drift from what is accepted.
-
-The model itself is pure; `check_files` is the one step that looks at the
-filesystem and the environment (key file mode 0600, certificate files, the key
-variable), and it never reports a secret's value.
-"""
+"""The settings model: every field, its type, default, group and help text, and derived views."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
-import re
-import stat
-import textwrap
-import tomllib
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
-from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    SettingsError,
 )
 
 from chainmonitor.addresses import bech32_decode, parse_operator
 from chainmonitor.errors import ChainMonitorError
+from discovery.desired import ExposurePolicy
 from discovery.endpoints import EndpointPolicy, EndpointProfile
 from discovery.errors import DiscoveryError, InvalidChainId, InvalidEndpointPolicy
 from discovery.interop import Compat
-from discovery.nodekey import MIN_SECRET_BYTES, secret_from_environment
 from discovery.peers import DEFAULT_MAX_PEERS, MAX_PEERS_LIMIT
 from discovery.ports import PortScheme
-from discovery.types import parse_chain_id, parse_node_id
+from discovery.settings.values import (
+    DENOM,
+    ENV_NAME,
+    ENV_PREFIX,
+    LogFormat,
+    LogLevel,
+    parse_host_port,
+    parse_workload_ref,
+    split_list,
+    split_map,
+    url_setting,
+)
+from discovery.types import NotifyMode, parse_chain_id, parse_node_id
 from lbmanager.k8snames import (
     is_dns1035_label,
     is_dns_label,
@@ -61,134 +47,9 @@ from lbmanager.k8snames import (
     is_label_value,
 )
 
-ENV_PREFIX: Final = "ICS_DISCOVERY_"
-CONFIG_FILE_ENV: Final = ENV_PREFIX + "CONFIG_FILE"
-
-# Kubernetes injects `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_...` for every
-# Service in the namespace; a Service named `ics-discovery` gives variables with
-# our prefix that are not settings. They must never stop the service.
-_SERVICE_LINK = re.compile(r"SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DENOM = re.compile(r"[a-zA-Z][a-zA-Z0-9/:._-]{2,127}")
-
-
-class NotifyMode(StrEnum):
-    """How a consumer node learns that its peers changed."""
-
-    # Put a peers-hash annotation on the pod template: Kubernetes rolls the workload.
-    RESTART = "restart"
-    # CometBFT's unsafe `dial_peers` with the full list, persistent=true.
-    DIAL = "dial"
-    # Peers written into the operator's node resource (discovery.operators).
-    COSMOS_OPERATOR = "cosmos-operator"
-    COSMOPILOT = "cosmopilot"
-    NONE = "none"
-
-
-LogLevel = Literal["debug", "info", "warning", "error"]
-LogFormat = Literal["json", "text"]
-
-
-# --- reading list and map values -------------------------------------------
-
-
-def _split_list(value: Any) -> Any:
-    """A list from JSON (`["a","b"]`) or comma-separated text; other values pass through."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.startswith("["):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"not a JSON list: {e.msg}") from e
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def _split_map(value: Any) -> Any:
-    """A map from a JSON object or `key=value,key=value` text; other values pass through."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.startswith("{"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"not a JSON object: {e.msg}") from e
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        key, sep, val = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"expected key=value pairs separated by commas, got {item.strip()!r}")
-        out[key.strip()] = val.strip()
-    return out
-
-
-def _url(text: str, schemes: tuple[str, ...]) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in schemes:
-        raise ValueError(f"{text!r} must start with {' or '.join(s + '://' for s in schemes)}")
-    if not parts.hostname:
-        raise ValueError(f"{text!r} has no host")
-    try:
-        _ = parts.port
-    except ValueError as e:
-        raise ValueError(f"{text!r} has an invalid port") from e
-    if parts.username or parts.password:
-        # Credentials in a URL end up in logs and error messages.
-        raise ValueError("URLs must not carry credentials")
-    return text.rstrip("/")
-
-
-def parse_host_port(text: str, *, allow_empty_host: bool) -> tuple[str, int]:
-    """`host:port` or `[v6]:port` (empty host = every interface when allowed)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ValueError(f"{text!r} is not host:port")
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} is outside 0..65535")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError as e:
-            raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from e
-    elif ":" in host:
-        raise ValueError(f"{text!r}: IPv6 addresses need brackets, as in [::1]:9400")
-    if not host and not allow_empty_host:
-        raise ValueError(f"{text!r} has no host")
-    return host, port
-
-
-_WORKLOAD_KINDS: Final = ("Deployment", "StatefulSet")
-
-
-def parse_workload_ref(
-    text: str, default_namespace: str | None, *, check_namespace: bool = True
-) -> tuple[str, str, str]:
-    """`Kind/namespace/name` or `Kind/name` (in `default_namespace`) as (kind, namespace, name)."""
-    parts = text.strip().split("/")
-    if len(parts) not in (2, 3) or parts[0] not in _WORKLOAD_KINDS:
-        raise ValueError(
-            f"{text!r} is not Kind/namespace/name or Kind/name with Kind Deployment or StatefulSet"
-        )
-    kind, name = parts[0], parts[-1]
-    namespace = parts[1] if len(parts) == 3 else (default_namespace or "")
-    if not is_dns_subdomain(name):
-        raise ValueError(f"{text!r}: {name!r} is not a Kubernetes object name")
-    if len(parts) == 3 and not is_dns_label(namespace):
-        raise ValueError(f"{text!r}: {namespace!r} is not a namespace name")
-    if check_namespace and not namespace:
-        raise ValueError(f"{text!r} needs a namespace (consumer_namespace is empty)")
-    return kind, namespace, name
-
-
 # --- the settings ------------------------------------------------------------
 
-_GROUPS: Final = (
+GROUPS: Final = (
     "provider chain",
     "Kubernetes",
     "ports",
@@ -203,7 +64,7 @@ _GROUPS: Final = (
 
 
 def _setting(group: str, description: str, default: Any = ..., **kwargs: Any) -> Any:
-    assert group in _GROUPS
+    assert group in GROUPS
     return Field(default, description=description, json_schema_extra={"group": group}, **kwargs)
 
 
@@ -213,7 +74,7 @@ StrMap = Annotated[dict[str, str], NoDecode]
 NotifyMap = Annotated[dict[str, NotifyMode], NoDecode]
 
 # File data for the source below; set only for the duration of `load_settings`.
-_FILE_DATA: ContextVar[Mapping[str, Any] | None] = ContextVar(
+FILE_DATA: ContextVar[Mapping[str, Any] | None] = ContextVar(
     "ics_discovery_settings_file", default=None
 )
 
@@ -222,11 +83,11 @@ class _FileSource(PydanticBaseSettingsSource):
     """The settings file's values (already read and checked by `load_settings`)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        data = _FILE_DATA.get() or {}
+        data = FILE_DATA.get() or {}
         return data.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_FILE_DATA.get() or {})
+        return dict(FILE_DATA.get() or {})
 
 
 class Settings(BaseSettings):
@@ -429,7 +290,7 @@ class Settings(BaseSettings):
         None,
     )
 
-    # --- restart hold-down and publishing limits (issue 14 part B) ---
+    # --- restart hold-down and publishing limits ---
     restart_hold_down: float = _setting(
         "consumer nodes",
         "Restart mode: seconds after rolling a chain's consumer workloads before they are "
@@ -458,7 +319,6 @@ class Settings(BaseSettings):
         300.0,
         ge=0,
     )
-    # --- end of issue 14 part B settings ---
 
     # leader election
     leader_election: bool = _setting(
@@ -508,7 +368,7 @@ class Settings(BaseSettings):
         "the API without the .proto files.",
         True,
     )
-    # API limits (issue 14): what many or hostile clients can take from the service.
+    # API limits: what many or hostile clients can take from the service.
     grpc_max_concurrent_rpcs: int = _setting(
         "API",
         "At most this many gRPC calls (WatchPeers streams included) at once; gRPC answers "
@@ -526,7 +386,7 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
     )
-    # Restart scope (issue 14): the chart grants update on these workloads only.
+    # Restart scope: the chart grants update on these workloads only.
     restart_workloads: StrList = _setting(
         "consumer nodes",
         "Restart mode: the only consumer workloads that may be rolled, as Kind/namespace/name "
@@ -605,22 +465,22 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _lists(cls, value: Any) -> Any:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("consumer_pod_labels", "notify_modes", "notify_resources", mode="before")
     @classmethod
     def _maps(cls, value: Any) -> Any:
-        return _split_map(value)
+        return split_map(value)
 
     @field_validator("provider_rpc_urls", "provider_rest_urls")
     @classmethod
     def _http_urls(cls, value: list[str]) -> list[str]:
-        return [_url(v, ("http", "https")) for v in value]
+        return [url_setting(v, ("http", "https")) for v in value]
 
     @field_validator("provider_websocket_urls")
     @classmethod
     def _ws_urls(cls, value: list[str]) -> list[str]:
-        return [_url(v, ("ws", "wss")) for v in value]
+        return [url_setting(v, ("ws", "wss")) for v in value]
 
     @field_validator("provider_grpc_urls")
     @classmethod
@@ -643,7 +503,7 @@ class Settings(BaseSettings):
     @classmethod
     def _denom(cls, value: str) -> str:
         # The SDK's coin denomination rule (sdk.Coin validation).
-        if not _DENOM.fullmatch(value):
+        if not DENOM.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a coin denomination (3-128 characters: a letter, then "
                 "letters, digits, /, :, ., _ or -)"
@@ -771,7 +631,7 @@ class Settings(BaseSettings):
     @field_validator("publish_key_env", "node_key_secret_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
-        if value and not _ENV_NAME.fullmatch(value):
+        if value and not ENV_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not an environment variable name")
         return value or None
 
@@ -821,6 +681,20 @@ class Settings(BaseSettings):
             deny_name_suffixes=self.endpoint_deny_name_suffixes,
         )
 
+    def exposure_policy(self) -> ExposurePolicy:
+        """What `discovery.desired` needs of these settings, as a plain value."""
+        return ExposurePolicy(
+            scheme=self.port_scheme,
+            reserved_ports=frozenset(self.reserved_ports),
+            compat=self.compat,
+            consumer_namespace=self.consumer_namespace,
+            peers_namespaces=frozenset(self.peers_namespaces),
+            consumer_pod_labels=dict(self.consumer_pod_labels),
+            notify_default=self.notify_default,
+            notify_modes=dict(self.notify_modes),
+            max_peers=self.max_peers,
+        )
+
     def notify_mode(self, chain_id: str) -> NotifyMode:
         return self.notify_modes.get(chain_id, self.notify_default)
 
@@ -838,404 +712,3 @@ class Settings(BaseSettings):
     def public_view(self) -> dict[str, Any]:
         """Every setting as JSON data (no setting holds a secret value: only paths and names)."""
         return json.loads(self.model_dump_json())  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class SettingProblem:
-    """One bad setting: its field name and what is wrong (never its secret value)."""
-
-    setting: str
-    message: str
-
-    @property
-    def env_var(self) -> str:
-        return ENV_PREFIX + self.setting.upper()
-
-    def __str__(self) -> str:
-        return f"setting {self.setting} ({self.env_var}): {self.message}"
-
-
-class SettingsInvalid(DiscoveryError):
-    """Settings cannot work; each problem names its setting (permanent until fixed)."""
-
-    def __init__(self, problems: Sequence[SettingProblem], source: str = "") -> None:
-        self.problems = tuple(problems)
-        self.source = source
-        where = f" (settings file {source})" if source else ""
-        lines = "; ".join(str(p) for p in self.problems)
-        super().__init__(f"invalid settings{where}: {lines}")
-
-
-def consistency_problems(s: Settings) -> list[SettingProblem]:
-    """Problems between settings (pure: no file is opened)."""
-    out: list[SettingProblem] = []
-    if not s.provider_grpc_urls and not s.provider_rest_urls:
-        out.append(
-            SettingProblem(
-                "provider_grpc_urls",
-                "the registry and consumer queries need a gRPC endpoint (or provider_rest_urls)",
-            )
-        )
-    elif s.publish_endpoint and not s.provider_grpc_urls:
-        out.append(
-            SettingProblem(
-                "provider_grpc_urls", "publish_endpoint needs a gRPC endpoint to sign through"
-            )
-        )
-    if s.publish_endpoint:
-        if s.publish_key_file is None and not s.publish_key_env:
-            out.append(
-                SettingProblem(
-                    "publish_key_file",
-                    "publish_endpoint is on: set publish_key_file or publish_key_env",
-                )
-            )
-        if s.publish_key_file is not None and s.publish_key_env:
-            out.append(
-                SettingProblem("publish_key_env", "set only one of publish_key_file and this")
-            )
-    if s.publish_node_id is not None and s.node_key_secret_env:
-        out.append(
-            SettingProblem("node_key_secret_env", "set only one of publish_node_id and this")
-        )
-    if s.publish_authz_granter is not None:
-        _, granter = bech32_decode(s.publish_authz_granter)
-        _, operator = bech32_decode(s.operator_address)
-        if granter != operator:
-            out.append(
-                SettingProblem(
-                    "publish_authz_granter",
-                    f"{s.publish_authz_granter} is not the account of operator_address "
-                    f"{s.operator_address}: the grant must come from the operator",
-                )
-            )
-    if s.compat is Compat.ICS_OPERATOR and s.port_scheme is not PortScheme.ICS_OPERATOR:
-        out.append(
-            SettingProblem(
-                "port_scheme",
-                "compat ics-operator needs port_scheme ics-operator (the Go implementation's)",
-            )
-        )
-    if s.consumer_namespace is not None and s.peers_namespaces:
-        out.append(
-            SettingProblem(
-                "peers_namespaces",
-                "only for consumer_namespace empty; with consumer_namespace set, peers "
-                "ConfigMaps go there",
-            )
-        )
-    for chain_id, ref in s.notify_resources.items():
-        mode = s.notify_mode(chain_id)
-        if mode not in (NotifyMode.COSMOS_OPERATOR, NotifyMode.COSMOPILOT):
-            out.append(
-                SettingProblem(
-                    "notify_resources",
-                    f"chain {chain_id} is in notify mode {mode.value}; a node resource is "
-                    "only for cosmos-operator or cosmopilot",
-                )
-            )
-            continue
-        kind = ref.rpartition("/")[0].lower()
-        kinds: tuple[str, ...]
-        if mode is NotifyMode.COSMOS_OPERATOR:
-            kinds, names = ("cosmosfullnode", "cosmosfullnodes"), "CosmosFullNode"
-        else:
-            kinds = ("chainnodeset", "chainnodesets", "chainnode", "chainnodes")
-            names = "ChainNodeSet or ChainNode"
-        if kind and kind not in kinds:
-            out.append(
-                SettingProblem(
-                    "notify_resources",
-                    f"{ref!r} (chain {chain_id}): {mode.value} node resources are {names}",
-                )
-            )
-    if (s.grpc_tls_cert_file is None) != (s.grpc_tls_key_file is None):
-        missing = "grpc_tls_key_file" if s.grpc_tls_key_file is None else "grpc_tls_cert_file"
-        out.append(
-            SettingProblem(missing, "TLS needs both grpc_tls_cert_file and grpc_tls_key_file")
-        )
-    if s.grpc_tls_client_ca_file is not None and s.grpc_tls_cert_file is None:
-        out.append(
-            SettingProblem(
-                "grpc_tls_client_ca_file",
-                "mutual TLS needs the server's own grpc_tls_cert_file and grpc_tls_key_file",
-            )
-        )
-    for ref in s.restart_workloads:
-        try:
-            parse_workload_ref(ref, s.consumer_namespace)
-        except ValueError as e:
-            out.append(SettingProblem("restart_workloads", str(e)))
-    if s.grpc_max_streams >= s.grpc_max_concurrent_rpcs:
-        out.append(
-            SettingProblem(
-                "grpc_max_streams",
-                f"must be below grpc_max_concurrent_rpcs ({s.grpc_max_concurrent_rpcs}): "
-                "open streams would leave no room for other calls",
-            )
-        )
-    if s.leader_election:
-        if s.renew_deadline >= s.lease_duration:
-            out.append(
-                SettingProblem(
-                    "renew_deadline",
-                    f"must be shorter than lease_duration ({s.lease_duration:g} s), or two "
-                    "replicas could both believe they lead",
-                )
-            )
-        # client-go's rule: renewing needs room for at least one jittered retry.
-        if s.retry_period * 1.2 >= s.renew_deadline:
-            out.append(
-                SettingProblem(
-                    "retry_period",
-                    f"must be under renew_deadline / 1.2 ({s.renew_deadline / 1.2:g} s)",
-                )
-            )
-    return out
-
-
-def check_files(s: Settings, environ: Mapping[str, str] | None = None) -> None:
-    """Check what the settings point to: files readable, key file 0600, key variable set.
-
-    Raises `SettingsInvalid` naming each bad setting. Never reads a secret's
-    content beyond checking that it is there.
-    """
-    env = os.environ if environ is None else environ
-    problems: list[SettingProblem] = []
-
-    def readable_file(setting: str, path: Path | None) -> os.stat_result | None:
-        if path is None:
-            return None
-        try:
-            st = path.stat()
-        except OSError as e:
-            problems.append(SettingProblem(setting, f"{path}: {e.strerror or e}"))
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            problems.append(SettingProblem(setting, f"{path} is not a regular file"))
-            return None
-        if not os.access(path, os.R_OK):
-            problems.append(SettingProblem(setting, f"{path} is not readable"))
-            return None
-        return st
-
-    readable_file("kubeconfig", s.kubeconfig)
-    readable_file("grpc_tls_cert_file", s.grpc_tls_cert_file)
-    key_stat = readable_file("grpc_tls_key_file", s.grpc_tls_key_file)
-    if key_stat is not None and key_stat.st_mode & 0o077:
-        problems.append(
-            SettingProblem(
-                "grpc_tls_key_file",
-                f"{s.grpc_tls_key_file} is accessible by group or others "
-                f"(mode {stat.S_IMODE(key_stat.st_mode):04o}); chmod 600 it",
-            )
-        )
-    readable_file("grpc_tls_client_ca_file", s.grpc_tls_client_ca_file)
-    if s.publish_endpoint:
-        st = readable_file("publish_key_file", s.publish_key_file)
-        if st is not None and st.st_mode & 0o077:
-            problems.append(
-                SettingProblem(
-                    "publish_key_file",
-                    f"{s.publish_key_file} is accessible by group or others "
-                    f"(mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it",
-                )
-            )
-        if s.publish_key_env and not env.get(s.publish_key_env, "").strip():
-            problems.append(
-                SettingProblem(
-                    "publish_key_env", f"environment variable {s.publish_key_env} is not set"
-                )
-            )
-        if s.node_key_secret_env:
-            secret = env.get(s.node_key_secret_env, "")
-            if not secret:
-                problems.append(
-                    SettingProblem(
-                        "node_key_secret_env",
-                        f"environment variable {s.node_key_secret_env} is not set",
-                    )
-                )
-            elif len(secret_from_environment(secret)) < MIN_SECRET_BYTES:
-                problems.append(
-                    SettingProblem(
-                        "node_key_secret_env",
-                        f"the secret in {s.node_key_secret_env} is shorter than "
-                        f"{MIN_SECRET_BYTES} bytes: too easy to guess",
-                    )
-                )
-    if problems:
-        raise SettingsInvalid(problems)
-
-
-# --- loading -----------------------------------------------------------------
-
-
-def read_settings_file(path: Path) -> dict[str, Any]:
-    """The settings in a YAML (.yaml, .yml), TOML (.toml) or JSON (.json) file."""
-    suffix = path.suffix.lower()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        problem = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise SettingsInvalid([SettingProblem("config_file", f"{path}: {problem}")]) from e
-    try:
-        if suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise SettingsInvalid(
-                [SettingProblem("config_file", f"{path}: use a .yaml, .yml, .toml or .json file")]
-            )
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise SettingsInvalid(
-            [SettingProblem("config_file", f"{path} is not valid {suffix[1:]}: {first}")]
-        ) from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SettingsInvalid(
-            [SettingProblem("config_file", f"{path}: expected a mapping of setting names")]
-        )
-    fields = Settings.model_fields
-    unknown = sorted(str(k) for k in data if str(k) not in fields)
-    if unknown:
-        raise SettingsInvalid(
-            [SettingProblem(k, f"unknown setting in {path}") for k in unknown], source=str(path)
-        )
-    return {str(k): v for k, v in data.items()}
-
-
-def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Variables with our prefix that are no setting (likely typos), for a warning at start."""
-    env = os.environ if environ is None else environ
-    out = []
-    for name in env:
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper == CONFIG_FILE_ENV:
-            continue
-        rest = upper[len(ENV_PREFIX) :]
-        if rest.lower() in Settings.model_fields or _SERVICE_LINK.fullmatch(rest):
-            continue
-        out.append(name)
-    return sorted(out)
-
-
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from `overrides`, the environment, then the settings file, then defaults.
-
-    `config_file` defaults to `$ICS_DISCOVERY_CONFIG_FILE`. Raises
-    `SettingsInvalid` naming every bad setting.
-    """
-    if config_file is None and os.environ.get(CONFIG_FILE_ENV, "").strip():
-        config_file = Path(os.environ[CONFIG_FILE_ENV].strip())
-    data = read_settings_file(config_file) if config_file is not None else {}
-    source = str(config_file) if config_file is not None else ""
-    token = _FILE_DATA.set(data)
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as e:
-        raise SettingsInvalid(_problems(e), source=source) from e
-    except SettingsError as e:
-        raise SettingsInvalid([SettingProblem(_field_in(str(e)), str(e))], source=source) from e
-    finally:
-        _FILE_DATA.reset(token)
-    problems = consistency_problems(settings)
-    if problems:
-        raise SettingsInvalid(problems, source=source)
-    return settings
-
-
-def _field_in(message: str) -> str:
-    m = re.search(r'field "(\w+)"', message)
-    return m.group(1) if m else "settings"
-
-
-def _problems(e: ValidationError) -> list[SettingProblem]:
-    out: list[SettingProblem] = []
-    for err in e.errors(include_input=False, include_url=False):
-        msg = str(err.get("msg", "invalid"))
-        loc = [str(x) for x in err.get("loc", ())]
-        setting = loc[0] if loc else "settings"
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if err.get("type") == "missing":
-            msg = "required, not set"
-        elif len(loc) > 1:
-            msg = f"item {'.'.join(loc[1:])}: {msg}"
-        out.append(SettingProblem(setting, msg))
-    return out
-
-
-# --- help --------------------------------------------------------------------
-
-
-def _type_text(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is Annotated:
-        return _type_text(args[0])
-    if origin in (types.UnionType, typing.Union):
-        inner = [a for a in args if a is not type(None)]
-        return _type_text(inner[0]) if len(inner) == 1 else "value"
-    if origin is Literal:
-        return "|".join(str(a) for a in args)
-    if origin is list:
-        return f"list of {_type_text(args[0])}"
-    if origin is dict:
-        return f"map to {_type_text(args[1])}"
-    if isinstance(annotation, type) and issubclass(annotation, Enum):
-        return "|".join(str(m.value) for m in annotation)
-    names = {bool: "true|false", int: "integer", float: "number", str: "text", Path: "path"}
-    return names.get(annotation, getattr(annotation, "__name__", "value"))
-
-
-def _default_text(info: FieldInfo) -> str:
-    if info.is_required():
-        return "required"
-    value = info.get_default(call_default_factory=True)
-    if value is None or value == [] or value == {}:
-        return "empty"
-    if isinstance(value, Enum):
-        value = value.value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-def settings_help(width: int = 100) -> str:
-    """The settings reference, rendered from the model's fields."""
-    by_group: dict[str, list[tuple[str, FieldInfo]]] = {g: [] for g in _GROUPS}
-    for name, info in Settings.model_fields.items():
-        extra = info.json_schema_extra
-        group = extra.get("group") if isinstance(extra, dict) else None
-        by_group[str(group)].append((name, info))
-    lines = [
-        f"Settings: environment variables {ENV_PREFIX}<NAME>, or NAME: value in a YAML, TOML or",
-        f"JSON file given by --config or {CONFIG_FILE_ENV} (environment wins over the file).",
-        "Lists: comma-separated or a JSON list. Maps: key=value,key=value or a JSON object.",
-    ]
-    for group in _GROUPS:
-        lines += ["", f"{group}:"]
-        for name, info in by_group[group]:
-            head = (
-                f"  {ENV_PREFIX}{name.upper()}  "
-                f"({_type_text(info.annotation)}; default: {_default_text(info)})"
-            )
-            lines.append(head)
-            lines += textwrap.wrap(
-                info.description or "",
-                width=width,
-                initial_indent="      ",
-                subsequent_indent="      ",
-                break_on_hyphens=False,
-            )
-    return "\n".join(lines) + "\n"

@@ -32,20 +32,29 @@ json_values = st.recursive(
 )
 
 
+def rejection(data: str | bytes, limit: int = 4 * 1024 * 1024) -> FrameRejected:
+    """The parser's rejection of `data`; fails when `data` parses or another exception escapes."""
+    with pytest.raises(FrameRejected) as rejected:
+        parse_frame(data, limit)
+    assert rejected.value.reason in REASONS, rejected.value.reason
+    return rejected.value
+
+
 def parse_or_reject(data: str | bytes, limit: int = 4 * 1024 * 1024) -> Frame | FrameRejected:
-    """The frame, or the rejection; fails when anything else escapes or a non-response parses."""
-    rejected: FrameRejected | None
+    """For input that may be valid: the frame, or the rejection.
+
+    Fails when anything but FrameRejected escapes, or when what parses is not a
+    JSON-RPC response (an object with a result or an error).
+    """
     try:
         frame = parse_frame(data, limit)
-    except FrameRejected as e:
-        rejected = e
-    else:
-        rejected = None
-    if rejected is not None:
-        assert rejected.reason in REASONS, rejected.reason
-        return rejected
+    except FrameRejected:
+        return rejection(data, limit)
     assert isinstance(frame, Reply | ErrorReply | EventFrame), frame
-    doc = json.loads(data)
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise AssertionError(f"accepted a frame that is not JSON: {data!r:.200}") from None
     assert isinstance(doc, dict), f"accepted a frame that is not a JSON object: {data!r:.200}"
     assert "result" in doc or doc.get("error") is not None, (
         f"accepted a frame with neither result nor error: {data!r:.200}"
@@ -106,9 +115,7 @@ def test_recorded_frames_with_a_part_broken_still_parse_or_reject(
 
 def test_frame_over_the_limit_is_rejected_before_parsing() -> None:
     data = (WS / "new_block.json").read_bytes()
-    with pytest.raises(FrameRejected) as e:
-        parse_frame(data, max_bytes=len(data) - 1)
-    assert e.value.reason == "oversized"
+    assert rejection(data, limit=len(data) - 1).reason == "oversized"
     assert isinstance(parse_frame(data, max_bytes=len(data)), EventFrame)
 
 
@@ -134,23 +141,53 @@ def test_frame_over_the_limit_is_rejected_before_parsing() -> None:
     ],
 )
 def test_malformed_frames_are_rejected_with_a_reason(text: str, reason: str) -> None:
-    with pytest.raises(FrameRejected) as e:
-        parse_frame(text)
-    assert e.value.reason == reason
+    assert rejection(text).reason == reason
 
 
 def test_deeply_nested_json_is_rejected_not_a_crash() -> None:
     text = '{"jsonrpc":"2.0","id":1,"result":' + "[" * 100_000 + "]" * 100_000 + "}"
-    assert isinstance(parse_or_reject(text), FrameRejected)
+    rejection(text)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [b"\xff\xfe", "null", "[]", '"frame"', "{}", '{"id": 1}', '{"id": 1, "error": null}'],
-)
-def test_the_checking_helper_fails_when_a_non_response_is_accepted(text: str | bytes) -> None:
-    # Each of these is rejected by the parser; the helper returns the rejection.
-    assert isinstance(parse_or_reject(text), FrameRejected)
+NON_RESPONSES = [
+    b"\xff\xfe",
+    "null",
+    "[]",
+    '"frame"',
+    "{}",
+    '{"id": 1}',
+    '{"id": 1, "error": null}',
+]
+
+
+@pytest.mark.parametrize("text", NON_RESPONSES)
+def test_non_responses_are_rejected(text: str | bytes) -> None:
+    rejection(text)
+
+
+@pytest.mark.parametrize("text", NON_RESPONSES)
+def test_the_checking_helpers_fail_when_a_non_response_is_accepted(
+    text: str | bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A parser that accepts everything: both helpers must notice.
+    monkeypatch.setattr(f"{__name__}.parse_frame", lambda data, max_bytes=0: Reply(request_id=1))
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        rejection(text)
+    with pytest.raises(AssertionError, match="accepted a frame"):
+        parse_or_reject(text)
+
+
+def test_the_checking_helpers_fail_when_another_error_escapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def crash(data: str | bytes, max_bytes: int = 0) -> Frame:
+        raise KeyError("result")
+
+    monkeypatch.setattr(f"{__name__}.parse_frame", crash)
+    with pytest.raises(KeyError):
+        rejection('{"id": 1}')
+    with pytest.raises(KeyError):
+        parse_or_reject('{"id": 1}')
 
 
 def test_recorded_frames_parse_as_frames_through_the_helper() -> None:

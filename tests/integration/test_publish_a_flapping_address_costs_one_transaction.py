@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from discovery.apply.effects import Wake
 from discovery.metrics import sample_value
 from tests.integration.test_service_publishes_our_endpoint_when_the_loadbalancer_changes import (
     endpoints_published_and_key_of,
     set_ingress,
 )
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
 
@@ -54,8 +56,8 @@ async def test_a_flapping_address_is_published_once_it_settles(
             publish_min_interval=600.0,
         ) as a:
             await eventually(
-                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed,
                 "alice exposing the chain (its LoadBalancer Service exists)",
+                lambda: (v := a.service.store.current.chain(chain_id)) and v.exposed,
                 in_thread=False,
             )
             before = await asyncio.to_thread(sequence, alice)
@@ -67,12 +69,12 @@ async def test_a_flapping_address_is_published_once_it_settles(
                 details = chain.staking_validator(alice.validator.operator)["description"]
                 return f"p2p={SETTLED}" in str(details.get("details", ""))
 
-            await eventually(published, "the settled address on chain")
+            await eventually("the settled address on chain", published)
             # Let a few more wake-ups and a resync pass: still one transaction.
             done = a.service.stats.full_reconciles
-            a.service.wake("timer")
+            a.service.wake(Wake.TIMER)
             await eventually(
-                lambda: a.service.stats.full_reconciles > done, "a resync", in_thread=False
+                "a resync", lambda: a.service.stats.full_reconciles > done, in_thread=False
             )
             assert await asyncio.to_thread(sequence, alice) == before + 1
             text = a.service.metrics.render()[0].decode()

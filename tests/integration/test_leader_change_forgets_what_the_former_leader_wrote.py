@@ -22,8 +22,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from discovery.apply.effects import Wake
 from lbmanager.leader import NotLeader, micro_time
-from tests.support.service_fixtures import Cluster, eventually, publish_endpoints, running_service
+from tests.support.polling import eventually
+from tests.support.service_fixtures import Cluster, publish_endpoints, running_service
 from tests.support.workloads import create_deployment, rollout, set_template_hash
 
 pytestmark = [pytest.mark.kube, pytest.mark.chain]
@@ -66,17 +68,17 @@ async def test_a_b_a_leadership_makes_the_needed_restart_and_a_former_leader_wri
         ) as a:
             svc = a.service
             view = await eventually(
-                lambda: (v := svc.store.current.chain(chain_id)) and v.exposed and v,
                 "alice leading and exposing the chain",
+                lambda: (v := svc.store.current.chain(chain_id)) and v.exposed and v,
                 in_thread=False,
             )
             assert view.peers is not None
             ours = view.peers.peers_hash()
-            await eventually(lambda: rollout(alice)[0] == ours, "alice's restart")
+            await eventually("alice's restart", lambda: rollout(alice)[0] == ours)
 
             # B takes the Lease (for an hour); alice notices and stops writing.
             await asyncio.to_thread(set_lease_holder, alice, "replica-b", 3600)
-            await eventually(lambda: not svc.leading, "alice no longer leading", in_thread=False)
+            await eventually("alice no longer leading", lambda: not svc.leading, in_thread=False)
             before = a.writes()
 
             # A write attempted now, through alice's own client, is refused before it is sent.
@@ -97,17 +99,17 @@ async def test_a_b_a_leadership_makes_the_needed_restart_and_a_former_leader_wri
             # B, leading, rolls the Deployment to its own peers; a resync of alice writes nothing.
             await asyncio.to_thread(set_template_hash, alice, "b" * 64)
             done = svc.stats.full_reconciles
-            svc.wake("timer")
+            svc.wake(Wake.TIMER)
             await eventually(
-                lambda: svc.stats.full_reconciles > done, "a follower resync", in_thread=False
+                "a follower resync", lambda: svc.stats.full_reconciles > done, in_thread=False
             )
             assert a.writes() == before
             assert (await asyncio.to_thread(rollout, alice))[0] == "b" * 64
 
             # B gives the Lease back; alice leads again and restores her peers.
             await asyncio.to_thread(set_lease_holder, alice, "", 1)
-            await eventually(lambda: svc.leading, "alice leading again", in_thread=False)
-            await eventually(lambda: rollout(alice)[0] == ours, "alice's restart after A->B->A")
+            await eventually("alice leading again", lambda: svc.leading, in_thread=False)
+            await eventually("alice's restart after A->B->A", lambda: rollout(alice)[0] == ours)
             assert await asyncio.to_thread(partial(alice.configmap, chain_id)) is not None
     finally:
         await asyncio.to_thread(chain.remove_consumer, 0, consumer_id)
