@@ -26,7 +26,8 @@ from discovery.peers_configmap import (
     is_managed,
 )
 from lbmanager.errors import LbManagerError
-from lbmanager.kube import KubeRest, configmaps_path, retry_on_conflict
+from lbmanager.kube import KubeRest, retry_on_conflict
+from lbmanager.paths import configmaps_path
 
 # Re-reads after write conflicts, paused 0.05 s, 0.1 s, ... (about 1.5 s in all).
 CONFLICT_ATTEMPTS: Final = 6

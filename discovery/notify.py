@@ -43,7 +43,8 @@ from discovery.workloads import (
     with_peers_hash,
 )
 from lbmanager.errors import LbManagerError
-from lbmanager.kube import KubeRest, retry_on_conflict, workload_path
+from lbmanager.kube import KubeRest, retry_on_conflict
+from lbmanager.paths import workload_path
 from lbmanager.types import RawObject
 
 DEFAULT_TIMEOUT: Final = 5.0

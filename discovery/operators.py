@@ -36,10 +36,10 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import quote
 
 from discovery.errors import DiscoveryError
 from discovery.peers import check_peer_entry, join_peers, split_peers
+from lbmanager.paths import custom_resource_path
 
 OWNED_PEERS_ANNOTATION: Final = "ics-discovery.io/peers"
 
@@ -69,11 +69,7 @@ class ResourceKind:
 
     def path(self, namespace: str | None, name: str | None = None) -> str:
         """The collection (all namespaces when `namespace` is None) or one object's path."""
-        base = f"/apis/{self.group}/{self.version}"
-        if namespace is None:
-            return f"{base}/{self.plural}"
-        base += f"/namespaces/{quote(namespace, safe='')}/{self.plural}"
-        return base if name is None else f"{base}/{quote(name, safe='')}"
+        return custom_resource_path(self.group, self.version, self.plural, namespace, name)
 
 
 COSMOS_OPERATOR: Final = "cosmos-operator"

@@ -31,7 +31,8 @@ from discovery.endpoints import (
 from discovery.errors import EndpointRejected
 from discovery.types import NodeId
 from lbmanager.errors import LbManagerError, WatchExpired
-from lbmanager.kube import KubeRest, services_path, shutdown_stream
+from lbmanager.kube import KubeRest, shutdown_stream
+from lbmanager.paths import services_path
 
 log = logging.getLogger(__name__)
 

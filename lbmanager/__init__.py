@@ -2,7 +2,7 @@
 
 The package exports only its pure vocabulary (types, errors, the pod convention),
 so importing it loads no Kubernetes client. The I/O lives in its modules:
-`lbmanager.kube` (the one Kubernetes layer), `lbmanager.reconciler`,
+`lbmanager.kube` (the one Kubernetes layer; its paths in `lbmanager.paths`), `lbmanager.reconciler`,
 `lbmanager.pods` (the pod watch), `lbmanager.leader`.
 """
 

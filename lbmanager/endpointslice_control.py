@@ -28,8 +28,9 @@ from .errors import (
     LbManagerError,
     SliceNameTaken,
 )
-from .kube import KubeRest, slices_path
+from .kube import KubeRest
 from .naming import KEY_HASH_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, key_hash
+from .paths import slices_path
 from .types import RawObject
 
 

@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
 
 import urllib3
 from kubernetes import client
@@ -74,49 +73,6 @@ def retry_on_conflict(
         except KubernetesConflict:
             log.debug("write conflict on %s, re-reading (attempt %d)", what, n + 1)
     raise ConflictRetriesExhausted(what, attempts)
-
-
-# --- API paths (every path the product requests is built here) -------------
-
-
-def services_path(namespace: str, name: str | None = None) -> str:
-    base = f"/api/v1/namespaces/{quote(namespace, safe='')}/services"
-    return base if name is None else f"{base}/{quote(name, safe='')}"
-
-
-def slices_path(namespace: str, name: str | None = None) -> str:
-    base = f"/apis/discovery.k8s.io/v1/namespaces/{quote(namespace, safe='')}/endpointslices"
-    return base if name is None else f"{base}/{quote(name, safe='')}"
-
-
-def pods_path(namespace: str | None) -> str:
-    if namespace is None:
-        return "/api/v1/pods"
-    return f"/api/v1/namespaces/{quote(namespace, safe='')}/pods"
-
-
-def configmaps_path(namespace: str | None, name: str | None = None) -> str:
-    if namespace is None:
-        return "/api/v1/configmaps"
-    base = f"/api/v1/namespaces/{quote(namespace, safe='')}/configmaps"
-    return base if name is None else f"{base}/{quote(name, safe='')}"
-
-
-_WORKLOAD_RESOURCES: Final = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
-
-
-def workload_path(kind: str, namespace: str | None, name: str | None = None) -> str:
-    """Deployments or StatefulSets (`kind`), in one namespace or all."""
-    resource = _WORKLOAD_RESOURCES[kind]
-    if namespace is None:
-        return f"/apis/apps/v1/{resource}"
-    base = f"/apis/apps/v1/namespaces/{quote(namespace, safe='')}/{resource}"
-    return base if name is None else f"{base}/{quote(name, safe='')}"
-
-
-def lease_path(namespace: str, name: str | None = None) -> str:
-    base = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
-    return base if name is None else f"{base}/{quote(name, safe='')}"
 
 
 def _problem(status: int, data: bytes) -> str:

@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from .errors import KubernetesConflict, KubernetesRejected, LbManagerError
-from .kube import KubeRest, lease_path
+from .kube import KubeRest
+from .paths import lease_path
 from .types import RawObject
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ from typing import Any
 
 from .consumer_pods import PodInfo, PodScope, pod_info
 from .errors import KubernetesUnavailable, LbManagerError, WatchExpired
-from .kube import KubeRest, pods_path, shutdown_stream
+from .kube import KubeRest, shutdown_stream
+from .paths import pods_path
 
 log = logging.getLogger(__name__)
 

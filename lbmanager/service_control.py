@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .kube import KubeRest, services_path
+from .kube import KubeRest
 from .naming import shard_index
+from .paths import services_path
 from .service_builder import (
     ObservedService,
     ServicePlan,

@@ -33,9 +33,10 @@ from discovery.workloads import WorkloadRef
 from lbmanager import DesiredState, LbSettings
 from lbmanager.consumer_pods import POD_KEY_HASH_LABEL, PodScope, pod_labels_for_key
 from lbmanager.errors import SliceNameTaken
-from lbmanager.kube import KubeRest, workload_path
+from lbmanager.kube import KubeRest
 from lbmanager.leader import LeaderElector, LeaseConfig
 from lbmanager.naming import SERVICE_NAME_LABEL
+from lbmanager.paths import workload_path
 from lbmanager.pods import PodWatcher
 from lbmanager.reconciler import LoadBalancerReconciler
 from tests.support.helm import (

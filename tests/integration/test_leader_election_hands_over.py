@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 from kubernetes import client
 
-from lbmanager.kube import KubeRest, lease_path
+from lbmanager.kube import KubeRest
 from lbmanager.leader import LeaderElector, LeaseConfig, LeaseError
+from lbmanager.paths import lease_path
 from tests.support.kube import ControlPlane
 from tests.support.polling import eventually
 
