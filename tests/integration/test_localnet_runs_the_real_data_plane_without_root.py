@@ -24,7 +24,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,42 +51,64 @@ def userns_allowed_for_nobody() -> bool:
     return r.returncode == 0
 
 
-def readable_tools(folder: Path) -> Path:
-    """The built tools where `nobody` can run them (hard links when the file system allows)."""
-    src = tools_bin()
-    probe = subprocess.run(as_nobody(["test", "-x", str(src / "etcd")]), check=False)
-    if probe.returncode == 0:
-        return src
+def _link_or_copy(s: str, d: str) -> str:
+    """A hard link where `nobody` may already read the file (it shares the mode), else a copy."""
+    s = os.path.realpath(s)  # tools/bin holds symbolic links into the cache
+    mode = os.stat(s).st_mode
+    usable = mode & 0o004 and (mode & 0o001 or not mode & 0o100)
+    try:
+        if not usable:
+            raise PermissionError(s)
+        os.link(s, d)
+    except OSError:
+        shutil.copy2(s, d)
+        os.chmod(d, mode | (0o555 if mode & 0o100 else 0o444))
+    return d
 
-    def link(s: str, d: str) -> None:
-        # A hard link shares the file's mode: only for files `nobody` may already use.
-        s = os.path.realpath(s)  # bin/ holds symbolic links into the cache
-        mode = os.stat(s).st_mode
-        usable = mode & 0o004 and (mode & 0o001 or not mode & 0o100)
-        try:
-            if not usable:
-                raise PermissionError(s)
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-            os.chmod(d, mode | (0o555 if mode & 0o100 else 0o444))
 
-    dst = folder / "tools"
-    shutil.copytree(src, dst, copy_function=link)
+def readable_copy(src: Path, dst: Path, ignore: Callable[..., Iterable[str]] | None = None) -> Path:
+    """`src` where `nobody` can read it: linked or copied files in directories it may enter."""
+    shutil.copytree(src, dst, copy_function=_link_or_copy, ignore=ignore)
     for p in [dst, *(d for d in dst.rglob("*") if d.is_dir())]:
         p.chmod(p.stat().st_mode | 0o555)
     return dst
 
 
-def python_for_nobody(folder: Path) -> str:
-    """This Python with this project's packages, runnable by `nobody`.
+def nobody_can(test: str, path: Path | str) -> bool:
+    return subprocess.run(as_nobody(["test", test, str(path)]), check=False).returncode == 0
+
+
+def readable_tools(folder: Path) -> Path:
+    """The built tools where `nobody` can run them (hard links when the file system allows)."""
+    src = tools_bin()
+    if nobody_can("-x", src / "etcd"):
+        return src
+    return readable_copy(src, folder / "tools")
+
+
+def readable_repo(folder: Path) -> Path:
+    """This checkout where `nobody` can read it: itself, or a linked copy of its files.
+
+    A checkout under a private directory (CI's clean clone in a 0700 temporary
+    directory, a home directory) is out of `nobody`'s reach.
+    """
+    if nobody_can("-r", SCRIPT):
+        return REPO
+    skip = shutil.ignore_patterns(
+        ".git", ".venv", "localnet", "__pycache__", "*_cache", ".hypothesis", "*.egg-info"
+    )
+    return readable_copy(REPO, folder / "repo", ignore=skip)
+
+
+def python_for_nobody(folder: Path, repo: Path) -> str:
+    """This Python with this project's packages (from `repo`), runnable by `nobody`.
 
     When the interpreter lives where `nobody` cannot reach it (a pyenv under /root),
     a venv of the system's interpreter of the same minor version reads this venv's
-    packages instead (a .pth file), with the `ics-discovery` entry point beside it.
+    packages instead (a .pth file; a linked copy of them when they are out of
+    `nobody`'s reach too), with the `ics-discovery` entry point beside it.
     """
-    check = ["test", "-x", os.path.realpath(sys.executable)]
-    if subprocess.run(as_nobody(check), capture_output=True, check=False).returncode == 0:
+    if repo == REPO and nobody_can("-x", os.path.realpath(sys.executable)):
         return sys.executable
     minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
     base = next(
@@ -97,8 +119,14 @@ def python_for_nobody(folder: Path) -> str:
     venv = folder / "venv"
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
     site_dir = venv / "lib" / minor / "site-packages"
-    here = sysconfig.get_paths()["purelib"]
-    (site_dir / "icsdp-dev.pth").write_text(f"import site; site.addsitedir({here!r})\n")
+    here = Path(sysconfig.get_paths()["purelib"])
+    if not nobody_can("-r", here / "kubernetes" / "__init__.py"):
+        here = readable_copy(here, folder / "site-packages")
+    # The project's own packages come from `repo` (first), its dependencies from `here`.
+    (site_dir / "icsdp-dev.pth").write_text(
+        f"import sys; sys.path.insert(0, {str(repo)!r})\n"
+        f"import site; site.addsitedir({str(here)!r})\n"
+    )
     entry = (Path(sys.executable).parent / "ics-discovery").read_text().split("\n", 1)[1]
     script = venv / "bin" / "ics-discovery"
     script.write_text(f"#!{venv / 'bin' / 'python'}\n{entry}")
@@ -129,11 +157,14 @@ def test_localnet_up_status_down(workdir: Path) -> None:  # noqa: PLR0915 (one s
     rootless = userns_allowed_for_nobody()
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(workdir)}
 
-    python = python_for_nobody(workdir)
+    repo = readable_repo(workdir)
+    python = python_for_nobody(workdir, repo)
 
     def localnet(*args: str, user: bool, timeout: float) -> subprocess.CompletedProcess[str]:
-        argv = [python if user else sys.executable, str(SCRIPT), *args, "--dir", str(state)]
-        return subprocess.run(as_nobody(argv) if user else argv, env=env, cwd=REPO, text=True,
+        script = repo / "scripts" / "localnet.py" if user else SCRIPT
+        argv = [python if user else sys.executable, str(script), *args, "--dir", str(state)]
+        return subprocess.run(as_nobody(argv) if user else argv, env=env, text=True,
+                              cwd=repo if user else REPO,
                               capture_output=True, timeout=timeout, check=False)  # fmt: skip
 
     if rootless:
