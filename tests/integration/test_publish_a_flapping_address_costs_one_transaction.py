@@ -69,7 +69,17 @@ async def test_a_flapping_address_is_published_once_it_settles(
                 details = chain.staking_validator(alice.validator.operator)["description"]
                 return f"p2p={SETTLED}" in str(details.get("details", ""))
 
+            def sent() -> float:
+                text = a.service.metrics.render()[0].decode()
+                counted = sample_value(
+                    text, "ics_discovery_endpoint_publications_total", {"outcome": "sent"}
+                )
+                return counted or 0.0
+
             await eventually("the settled address on chain", published)
+            # The chain may show the edit before the service's publisher has heard back
+            # that its transaction is in a block (and counted it).
+            await eventually("the service counting its publication", sent, in_thread=False)
             # Let a few more wake-ups and a resync pass: still one transaction.
             done = a.service.stats.full_reconciles
             a.service.wake(Wake.TIMER)
@@ -77,11 +87,8 @@ async def test_a_flapping_address_is_published_once_it_settles(
                 "a resync", lambda: a.service.stats.full_reconciles > done, in_thread=False
             )
             assert await asyncio.to_thread(sequence, alice) == before + 1
+            assert sent() == 1
             text = a.service.metrics.render()[0].decode()
-            assert (
-                sample_value(text, "ics_discovery_endpoint_publications_total", {"outcome": "sent"})
-                == 1
-            )
             refused = sample_value(
                 text,
                 "ics_discovery_endpoint_publication_refusals_total",
