@@ -2,7 +2,7 @@
 
 What is measured, all on 127.0.0.1 with real servers:
 - gRPC `GetPeers` round trips (median, p99) against a state of N chains;
-- `WatchPeers`: time from `StateStore.publish` to the change reaching W
+- `WatchPeers`: time from `StateStore.update` to the change reaching W
   concurrent watchers (median, worst over the changes);
 - one `/metrics` scrape;
 - on a real control plane: peers ConfigMap create, unchanged apply (and its

@@ -6,7 +6,7 @@ stream waits on its own chain (`StateStore.peer_changes`). Both are measured
 on the same store with S watchers spread over C chains, changing one chain's
 peers at a time, then the same through a real gRPC server on 127.0.0.1 (S
 WatchPeers streams): wake-ups per change (counted by the store), and the time
-from `publish` to the changed chain's streams having their message.
+from `update` to the changed chain's streams having their message.
 
     .venv/bin/python -m bench.api_watch_wakeups [--streams 100] [--chains 10] [--changes 50]
 """
@@ -113,10 +113,10 @@ async def over_grpc(streams: int, chains: int, changes: int) -> tuple[float, lis
         for n in range(1, changes + 1):
             target = n % chains + 1
             mine = [c for i, c in enumerate(calls) if i % chains + 1 == target]
-            published = time.perf_counter()
+            updated = time.perf_counter()
             store.update(toggled(store.current, base, f"chain-{target}"))
             await asyncio.gather(*(c.read() for c in mine))
-            delays.append(time.perf_counter() - published)
+            delays.append(time.perf_counter() - updated)
         per_change = (store.wakeups - before) / changes
         for call in calls:
             call.cancel()
@@ -135,7 +135,7 @@ async def main_async(streams: int, chains: int, changes: int) -> None:
     per_change, delays = await over_grpc(streams, chains, changes)
     print(
         f"  real gRPC server, {streams} streams (after): {per_change:.1f} wake-ups per change; "
-        f"publish to the chain's streams: median {statistics.median(delays) * 1000:.2f} ms, "
+        f"update to the chain's streams: median {statistics.median(delays) * 1000:.2f} ms, "
         f"worst {max(delays) * 1000:.2f} ms"
     )
 
