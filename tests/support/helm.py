@@ -10,8 +10,11 @@ default, so offline rendering always names the Kubernetes version explicitly.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -33,7 +36,13 @@ EXAMPLE_VALUES = {name: EXAMPLES / f"values-{name}.yaml" for name in ("alice", "
 # The control plane's version (scripts/tools.sh KUBE_VERSION), for offline rendering.
 KUBE_VERSION = "1.33.13"
 
-_HELM_HOME = Path(tempfile.mkdtemp(prefix="ics-helm-home-"))
+
+@functools.cache
+def _helm_home() -> Path:
+    """Helm's cache, config and data for this process: made on first use, removed at exit."""
+    home = Path(tempfile.mkdtemp(prefix="ics-helm-home-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
 
 
 class HelmFailed(AssertionError):
@@ -50,9 +59,9 @@ class HelmFailed(AssertionError):
 def helm_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HELM_", "KUBECONFIG"))}
     env.update(
-        HELM_CACHE_HOME=str(_HELM_HOME / "cache"),
-        HELM_CONFIG_HOME=str(_HELM_HOME / "config"),
-        HELM_DATA_HOME=str(_HELM_HOME / "data"),
+        HELM_CACHE_HOME=str(_helm_home() / "cache"),
+        HELM_CONFIG_HOME=str(_helm_home() / "config"),
+        HELM_DATA_HOME=str(_helm_home() / "data"),
     )
     return env
 
