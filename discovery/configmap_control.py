@@ -12,7 +12,6 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
 
 from discovery.errors import KubernetesWriteError
 from discovery.peers_configmap import (
@@ -29,10 +28,6 @@ from lbmanager.errors import LbManagerError
 from lbmanager.kube import KubeRest, retry_on_conflict
 from lbmanager.paths import configmaps_path
 
-# Re-reads after write conflicts, paused 0.05 s, 0.1 s, ... (about 1.5 s in all).
-CONFLICT_ATTEMPTS: Final = 6
-CONFLICT_PAUSE: Final = 0.05
-
 
 class NotOurs(KubernetesWriteError):
     """An object with the name we need exists and is not managed by us (permanent)."""
@@ -41,11 +36,6 @@ class NotOurs(KubernetesWriteError):
         super().__init__(
             what, f"exists without label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", transient=False
         )
-
-
-def wrap(what: str, e: LbManagerError) -> KubernetesWriteError:
-    """A Kubernetes error as the write error of `what`, keeping whether it is transient."""
-    return KubernetesWriteError(what, e.message, transient=e.transient)
 
 
 class Outcome(StrEnum):
@@ -97,9 +87,9 @@ class PeersConfigMapControl:
             return Outcome.UPDATED
 
         try:
-            return retry_on_conflict(what, attempt, attempts=CONFLICT_ATTEMPTS, base=CONFLICT_PAUSE)
+            return retry_on_conflict(what, attempt)
         except LbManagerError as e:
-            raise wrap(what, e) from e
+            raise KubernetesWriteError.of(what, e) from e
 
     async def delete(self, namespace: str, name: str) -> Outcome:
         """Delete one of our ConfigMaps; a foreign one is refused, a missing one is ABSENT."""
@@ -119,7 +109,7 @@ class PeersConfigMapControl:
                 path, uid=meta.get("uid"), resource_version=meta.get("resourceVersion")
             )
         except LbManagerError as e:
-            raise wrap(what, e) from e
+            raise KubernetesWriteError.of(what, e) from e
         self.writes["delete"] += 1
         return Outcome.DELETED
 
@@ -132,7 +122,9 @@ class PeersConfigMapControl:
         try:
             items, _ = self.rest.list(configmaps_path(namespace), label_selector=selector)
         except LbManagerError as e:
-            raise wrap(f"list ConfigMaps in {namespace or 'every namespace'}", e) from e
+            raise KubernetesWriteError.of(
+                f"list ConfigMaps in {namespace or 'every namespace'}", e
+            ) from e
         out = []
         for obj in items:
             meta = obj.get("metadata") or {}

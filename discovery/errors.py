@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from lbmanager.errors import LbManagerError
+
 # Longest excerpt of untrusted input an error message quotes.
 _QUOTE_LIMIT = 64
 
@@ -170,6 +172,11 @@ class KubernetesWriteError(DiscoveryError):
         self.problem = problem
         self.transient = transient  # type: ignore[misc]
         super().__init__(f"{what}: {problem}")
+
+    @classmethod
+    def of(cls, what: str, error: LbManagerError) -> KubernetesWriteError:
+        """A Kubernetes error as the write error of `what`, keeping whether it is transient."""
+        return cls(what, error.message, transient=error.transient)
 
 
 class ServiceError(DiscoveryError):

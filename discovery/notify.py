@@ -30,7 +30,6 @@ from enum import StrEnum
 from typing import Any, Final
 
 from chainmonitor.faults import TRANSPORT_ERRORS, classify, http_status_transient
-from discovery.configmap_control import CONFLICT_ATTEMPTS, CONFLICT_PAUSE, wrap
 from discovery.errors import DiscoveryError, KubernetesWriteError, quote_untrusted
 from discovery.peers import check_peer_entry
 from discovery.workloads import (
@@ -256,7 +255,9 @@ class RestartNotifier:
             try:
                 items, _ = self.rest.list(workload_path(kind, namespace))
             except LbManagerError as e:
-                raise wrap(f"list {kind}s in {namespace or 'every namespace'}", e) from e
+                raise KubernetesWriteError.of(
+                    f"list {kind}s in {namespace or 'every namespace'}", e
+                ) from e
             for obj in sorted(items, key=_object_key):
                 if not runs_chain(obj, chain_id, extra):
                     continue
@@ -290,11 +291,9 @@ class RestartNotifier:
             return True
 
         try:
-            return retry_on_conflict(
-                str(ref), attempt, attempts=CONFLICT_ATTEMPTS, base=CONFLICT_PAUSE
-            )
+            return retry_on_conflict(str(ref), attempt)
         except LbManagerError as e:
-            raise wrap(str(ref), e) from e
+            raise KubernetesWriteError.of(str(ref), e) from e
 
 
 def _object_key(obj: RawObject) -> tuple[str, str]:

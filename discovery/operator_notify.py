@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any
 
 from discovery.errors import DiscoveryError
 from discovery.operators import (
@@ -37,9 +37,6 @@ from lbmanager.errors import (
     KubernetesUnavailable,
 )
 from lbmanager.kube import KubeRest, retry_on_conflict
-
-_CONFLICT_ATTEMPTS: Final = 6
-_CONFLICT_PAUSE: Final = 0.05
 
 
 class OperatorNotifyError(DiscoveryError):
@@ -198,12 +195,10 @@ class OperatorNotifier:
             return ResourceResult(label, ResourceOutcome.PATCHED, f"{len(plan.ours)} peers ours")
 
         try:
-            return retry_on_conflict(
-                label, attempt, attempts=_CONFLICT_ATTEMPTS, base=_CONFLICT_PAUSE
-            )
-        except ConflictRetriesExhausted:
+            return retry_on_conflict(label, attempt)
+        except ConflictRetriesExhausted as e:
             return ResourceResult(
-                label, ResourceOutcome.FAILED, f"still conflicting after {_CONFLICT_ATTEMPTS} reads"
+                label, ResourceOutcome.FAILED, f"still conflicting after {e.attempts} reads"
             )
         except KubernetesNotFound:
             return ResourceResult(label, ResourceOutcome.FAILED, "deleted while writing")

@@ -54,8 +54,17 @@ def conflict_pause(attempt: int, *, base: float = 0.01, cap: float = 0.5) -> Non
 T = TypeVar("T")
 
 
+# Re-reads after write conflicts, paused 0.05 s, 0.1 s, ... (about 1.5 s in all).
+CONFLICT_ATTEMPTS: Final = 6
+CONFLICT_PAUSE: Final = 0.05
+
+
 def retry_on_conflict(
-    what: str, attempt: Callable[[int], T], *, attempts: int = 6, base: float = 0.05
+    what: str,
+    attempt: Callable[[int], T],
+    *,
+    attempts: int = CONFLICT_ATTEMPTS,
+    base: float = CONFLICT_PAUSE,
 ) -> T:
     """Run `attempt(n)` for n = 0, 1, ... until it ends without a write conflict.
 

@@ -60,7 +60,6 @@ class ConfigMapApplier:
                 clean = False
                 problems[cm.chain_id] = problem
         self.problems = problems
-        self.effects.stats.last_written_height = desired.height
         if full or set(wanted) != set(self.applied):
             clean = await self._remove_stale(desired, wanted) and clean
         return clean

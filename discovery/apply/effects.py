@@ -37,6 +37,8 @@ class Wake(enum.StrEnum):
 
 _FULL = frozenset({Wake.START, Wake.TIMER, Wake.LEADERSHIP, Wake.RETRY})
 
+_WAKE_LATE = 0.05
+
 
 @dataclass
 class ServiceStats:
@@ -49,8 +51,6 @@ class ServiceStats:
     # Monotonic time of the first successful reconcile.
     ready_at: float | None = None
     writes: Counter[str] = field(default_factory=Counter)
-    # The provider height of the last round that wrote the peers ConfigMaps.
-    last_written_height: int = 0
 
 
 class Effects:
@@ -96,3 +96,8 @@ class Effects:
     def wake_later(self, delay: float, reason: Wake) -> asyncio.TimerHandle:
         """Wake the loop after `delay` seconds (cancel the handle to call it off)."""
         return asyncio.get_running_loop().call_later(max(0.0, delay), self.wake, reason)
+
+    def delay_until(self, due: float) -> float:
+        """Seconds until the monotonic time `due`, a little late rather than early: the
+        decision that set `due` compares with the same clock when the loop wakes."""
+        return max(0.0, due - self.clock()) + _WAKE_LATE

@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("discovery.service")
 
-# Look again a little after a refusal's wait ends rather than before.
-_LATE: float = 0.05
-
 
 def publish_connections(settings: Settings) -> list[ChainConnection]:
     """How to reach each provider gRPC endpoint to sign through, in the configured order."""
@@ -148,7 +145,7 @@ class EndpointPublisher:
                 if self.refusal_wake is not None:
                     self.refusal_wake.cancel()
                 self.refusal_wake = self.effects.wake_later(
-                    max(0.0, refusal.retry_at - clock()) + _LATE, Wake.PUBLISH
+                    self.effects.delay_until(refusal.retry_at), Wake.PUBLISH
                 )
             return
         self.task = asyncio.create_task(self._publish(watch.ingress), name="publish-endpoint")

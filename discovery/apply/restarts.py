@@ -21,7 +21,6 @@ from discovery.faults import Part
 from discovery.notify import RestartNotifier
 from discovery.peers_configmap import PeersConfigMap
 from discovery.restarts import (
-    HOLD_DOWN,
     Action,
     RestartKey,
     RestartMemory,
@@ -31,9 +30,6 @@ from discovery.restarts import (
 )
 
 log = logging.getLogger("discovery.service")
-
-# Wake a little after a hold-down ends rather than before: the decision uses the same clock.
-_LATE: float = 0.05
 
 
 @dataclass
@@ -55,15 +51,6 @@ class RestartApplier:
         keep = set(keys)
         for key in [k for k in self.memory if k not in keep]:
             del self.memory[key]
-
-    def next_due(self) -> float | None:
-        """When the earliest hold-down ends (None: nothing held down)."""
-        dues = [
-            m.made_at + self.hold_down
-            for m in self.memory.values()
-            if m.waiting == HOLD_DOWN and m.made_at is not None
-        ]
-        return min(dues) if dues else None
 
     async def apply(
         self,
@@ -112,7 +99,6 @@ class WorkloadRestartApplier:
         effects: Effects,
         extra_labels: Mapping[str, str],
     ) -> None:
-        self.notifier = notifier
         self.keys = RestartApplier(notifier, hold_down)
         self.effects = effects
         self.extra_labels = dict(extra_labels)
@@ -135,16 +121,16 @@ class WorkloadRestartApplier:
         them is `written`, retried until made, at most once per hold-down."""
         clean = True
         for cm in chain.configmaps:
-            before = sum(self.notifier.writes.values())
+            before = sum(self.keys.notifier.writes.values())
             result = await self.keys.apply(
                 chain.chain_id,
                 cm.namespace,
                 cm.peers_hash,
                 configmap_written=written(cm),
                 now=self.effects.clock(),
-                extra_labels=dict(self.extra_labels),
+                extra_labels=self.extra_labels,
             )
-            self.effects.count("workloads", sum(self.notifier.writes.values()) - before)
+            self.effects.count("workloads", sum(self.keys.notifier.writes.values()) - before)
             self._report(result, cm.peers_hash)
             clean = result.clean and clean
         return clean
@@ -207,5 +193,5 @@ class WorkloadRestartApplier:
             self.hold_down_wake = None
             self.effects.wake(Wake.HOLD_DOWN)
 
-        delay = max(0.0, due - self.effects.clock()) + _LATE
+        delay = self.effects.delay_until(due)
         self.hold_down_wake = (due, asyncio.get_running_loop().call_later(delay, fire))

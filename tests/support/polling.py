@@ -62,17 +62,37 @@ def describe(observed: object, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _fail_if_dead(what: str, alive: Alive | None) -> None:
-    if alive is not None:
-        reason = alive()
+class _Poll:
+    """One wait's bookkeeping, shared by the blocking and the async loop."""
+
+    def __init__(self, what: str, timeout: float, not_yet: NotYet, alive: Alive | None) -> None:
+        self.what = what
+        self.timeout = timeout
+        self.not_yet = not_yet
+        self.alive = alive
+        self.deadline = time.monotonic() + timeout
+
+    def before(self) -> None:
+        """Fail at once when what is waited on is gone."""
+        reason = self.alive() if self.alive is not None else None
         if reason:
-            raise Died(f"{what}: {reason}")
+            raise Died(f"{self.what}: {reason}")
 
-
-def _timed_out(what: str, timeout: float, observed: object) -> TimeoutError:
-    return TimeoutError(
-        f"timed out after {timeout:g}s waiting for {what} (last: {describe(observed)})"
-    )
+    def judge(self, value: object = None, error: Exception | None = None) -> bool:
+        """True when `value` ends the wait; raise when the wait fails; else poll again."""
+        observed: object = value
+        if error is not None:
+            if not self.not_yet(error):
+                raise error
+            observed = error
+        elif value:
+            return True
+        if time.monotonic() >= self.deadline:
+            raise TimeoutError(
+                f"timed out after {self.timeout:g}s waiting for {self.what} "
+                f"(last: {describe(observed)})"
+            )
+        return False
 
 
 def wait_until(
@@ -85,22 +105,16 @@ def wait_until(
     alive: Alive | None = None,
 ) -> T:
     """The first truthy result of `check`, polled every `interval` seconds (blocking)."""
-    deadline = time.monotonic() + timeout
+    poll = _Poll(what, timeout, not_yet, alive)
     while True:
-        _fail_if_dead(what, alive)
-        observed: object
+        poll.before()
         try:
             value = check()
         except Exception as e:
-            if not not_yet(e):
-                raise
-            observed = e
+            poll.judge(error=e)
         else:
-            if value:
+            if poll.judge(value):
                 return value
-            observed = value
-        if time.monotonic() >= deadline:
-            raise _timed_out(what, timeout, observed)
         time.sleep(interval)
 
 
@@ -120,20 +134,14 @@ async def eventually(
     blocking reads such as Kubernetes calls) or on the loop (`in_thread=False`:
     in-process state that the loop changes).
     """
-    deadline = time.monotonic() + timeout
+    poll = _Poll(what, timeout, not_yet, alive)
     while True:
-        _fail_if_dead(what, alive)
-        observed: object
+        poll.before()
         try:
             value = await asyncio.to_thread(check) if in_thread else check()
         except Exception as e:
-            if not not_yet(e):
-                raise
-            observed = e
+            poll.judge(error=e)
         else:
-            if value:
+            if poll.judge(value):
                 return value
-            observed = value
-        if time.monotonic() >= deadline:
-            raise _timed_out(what, timeout, observed)
         await asyncio.sleep(interval)
