@@ -41,6 +41,10 @@ class Bed:
     wrong_namespace: str
     pools: dict[str, tuple[str, str]]
 
+    def log_tails(self, lines: int = 40) -> dict[str, str]:
+        """kube-proxy's, MetalLB's and the relays' logs, shown when a test fails."""
+        return self.dp.log_tails(lines)
+
 
 @pytest.fixture
 def bed(
