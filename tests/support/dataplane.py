@@ -452,6 +452,22 @@ def kube_proxy_token(plane: ControlPlane) -> str:
     return plane.service_account_token("kube-system", "kube-proxy", seconds=86400)
 
 
+# A failure report cuts each log line here (MetalLB's debug lines dump whole objects).
+TAIL_LINE_CHARS: Final = 400
+# The speaker's log lines that say whether, and why (not), it announces an address.
+SPEAKER_DECISIONS: Final = (
+    "shouldannounce",
+    "serviceAnnounced",
+    "serviceWithdrawn",
+    "reprocessAll",
+    "initial load",
+    "config reloaded",
+    "ARPResponder",
+    '"level":"error"',
+    '"level":"warn"',
+)
+
+
 @dataclass
 class ClusterDataPlane:
     """One cluster's relay, Node, kube-proxy and LoadBalancer stand-in."""
@@ -464,6 +480,8 @@ class ClusterDataPlane:
     kube_proxy: Process | None = None
     lb: LoadBalancerStandIn | None = None
     kube_proxy_started: float = 0.0
+    # The namespaces whose LoadBalancer Services this data plane gives addresses to.
+    lb_namespaces: frozenset[str] = frozenset()
 
     @property
     def node_name(self) -> str:
@@ -640,7 +658,8 @@ class ClusterDataPlane:
                 f"--pod-name={self.speaker_pod}",
                 "--host=127.0.0.1",
                 "--port=7473",
-                "--log-level=info",
+                # Debug: each announce decision and its reason, shown when a test fails.
+                "--log-level=debug",
             ],
         )
         self.processes.append(proc)
@@ -679,13 +698,16 @@ class ClusterDataPlane:
         )
         return r.stdout
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Stop every process and take back what was added to the (shared) cluster;
+        the LoadBalancer Services that outlived a bounded wait for their deletion."""
         if self.lb is not None:
             self.lb.stop()
         for p in reversed(self.processes):
             p.stop(grace=5)
         # The cluster may be shared with other tests: take back what was added to it.
         api = self.plane.admin_client()
+        survivors = release_lb_services(api, self.lb_namespaces)
         core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
         with contextlib.suppress(ApiException):
             # Bound to a node whose kubelet never runs: only a forced deletion completes.
@@ -696,9 +718,48 @@ class ClusterDataPlane:
             rbac.delete_cluster_role_binding(KUBE_PROXY_BINDING)
         with contextlib.suppress(ApiException):
             core.delete_namespaced_service_account("kube-proxy", "kube-system")
+        return survivors
 
     def log_tails(self, lines: int = 40) -> dict[str, str]:
-        return {p.name: p.log_tail(lines) for p in self.processes}
+        tails = {
+            p.name: f"(whole log: {p.log_path})\n"
+            + "\n".join(line[:TAIL_LINE_CHARS] for line in p.log_tail(lines).splitlines())
+            for p in self.processes
+        }
+        speaker = next((p for p in self.processes if p.name.startswith("metallb-speaker")), None)
+        if speaker is not None:
+            # Debug logs are long: the announce decisions, picked from the whole log.
+            decisions = [
+                line[:TAIL_LINE_CHARS]
+                for line in speaker.log_tail(100_000).splitlines()
+                if any(word in line for word in SPEAKER_DECISIONS)
+            ]
+            tails[f"{speaker.name} decisions"] = "\n".join(decisions[-lines:])
+        tails[f"{self.cluster}/node network"] = self.network_state()
+        return tails
+
+    def network_state(self) -> str:
+        """What a failed routing check needs to tell MetalLB's part from kube-proxy's:
+        the node namespace's addresses and neighbours (did ARP resolve?) and the
+        LoadBalancer addresses kube-proxy programmed (its `service-ips` map)."""
+        out: list[str] = []
+        for argv in (
+            ["ip", "-br", "addr"],
+            ["ip", "neigh"],
+            ["nft", "list", "map", "ip", "kube-proxy", "service-ips"],
+        ):
+            try:
+                r = subprocess.run(
+                    ["ip", "netns", "exec", self.node_netns, *argv],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                )
+                text = (r.stdout + r.stderr).strip()
+            except (OSError, subprocess.TimeoutExpired) as e:
+                text = f"could not run: {e}"
+            out.append(f"$ {' '.join(argv)}\n{text}")
+        return "\n".join(out)
 
 
 @dataclass
@@ -723,6 +784,7 @@ class DataPlane:
         controller and speaker (every namespace's Services, as MetalLB does); with
         `metallb=False` the stand-in assigns and announces instead, for `lb_namespaces`."""
         cdp = ClusterDataPlane(cluster, plane, self.net, self.rundir)
+        cdp.lb_namespaces = frozenset(lb_namespaces or ())
         self.clusters[cluster] = cdp
         api = plane.admin_client()
         ensure_node(api, cdp.node_name, self.net.plan.node(cluster))
@@ -746,12 +808,15 @@ class DataPlane:
         return out
 
     def close(self) -> None:
+        survivors: list[str] = []
         try:
             for c in self.clusters.values():
-                c.stop()
+                survivors += [f"{c.cluster}/{s}" for s in c.stop()]
         finally:
             self.net.close()
             shutil.rmtree(self.rundir, ignore_errors=True)
+        if survivors:
+            raise TestBedError(f"LoadBalancer Services survived teardown: {survivors}")
 
     def pids(self) -> list[int]:
         return [
@@ -842,6 +907,48 @@ def planned_pools(
         input=net.inspect_json(), capture_output=True, text=True, check=True,
     )  # fmt: skip
     return {c: (p["start"], p["end"]) for c, p in json.loads(out.stdout)["pools"].items()}
+
+
+def release_lb_services(
+    api: client.ApiClient, namespaces: Iterable[str], timeout: float = 30
+) -> list[str]:
+    """Delete the LoadBalancer Services of `namespaces` and wait until they are gone;
+    the `namespace/name` of those still there after `timeout`.
+
+    A test's namespace is deleted in the background, and its Service keeps the
+    address it was given until the namespace controller gets to it. The next test
+    on the same cluster plans the same pool: a Service that lingers from the last
+    one would hold an address of it (and MetalLB, restarted, would announce it) while
+    the new test's own Service is assigned and routed. Give the addresses back first.
+    """
+    core = client.CoreV1Api(api)
+
+    def ours() -> list[str]:
+        left: list[str] = []
+        for ns in sorted(namespaces):
+            try:
+                items = core.list_namespaced_service(ns).items
+            except ApiException as e:
+                if e.status == 404:
+                    continue
+                raise
+            left += [
+                f"{ns}/{svc.metadata.name}"
+                for svc in items
+                if svc.spec is not None and svc.spec.type == "LoadBalancer"
+            ]
+        return left
+
+    for key in ours():
+        ns, name = key.split("/", 1)
+        with contextlib.suppress(ApiException):
+            core.delete_namespaced_service(name, ns)
+    deadline = time.monotonic() + timeout
+    left = ours()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = ours()
+    return left
 
 
 def lb_address(
