@@ -41,7 +41,7 @@ WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _AUTH: Final = ["BearerToken"]
 
 
-def conflict_pause(attempt: int, *, base: float = 0.01, cap: float = 0.5) -> None:
+def conflict_pause(attempt: int, *, base: float, cap: float = 0.5) -> None:
     """Sleep before re-reading after the `attempt`-th (0-based) write conflict.
 
     Conflicts come from other writers (often a controller updating status in a

@@ -731,7 +731,7 @@ class ClusterDataPlane:
             # Debug logs are long: the announce decisions, picked from the whole log.
             decisions = [
                 line[:TAIL_LINE_CHARS]
-                for line in speaker.log_tail(100_000).splitlines()
+                for line in speaker.log_lines()
                 if any(word in line for word in SPEAKER_DECISIONS)
             ]
             tails[f"{speaker.name} decisions"] = "\n".join(decisions[-lines:])
@@ -750,7 +750,7 @@ class ClusterDataPlane:
         ):
             try:
                 r = subprocess.run(
-                    ["ip", "netns", "exec", self.node_netns, *argv],
+                    netlab.netns_exec(self.node_netns, *argv),
                     capture_output=True,
                     text=True,
                     timeout=10,
@@ -783,8 +783,9 @@ class DataPlane:
         """Relay, Node, kube-proxy (unless told not to; not waited for) and MetalLB's
         controller and speaker (every namespace's Services, as MetalLB does); with
         `metallb=False` the stand-in assigns and announces instead, for `lb_namespaces`."""
-        cdp = ClusterDataPlane(cluster, plane, self.net, self.rundir)
-        cdp.lb_namespaces = frozenset(lb_namespaces or ())
+        cdp = ClusterDataPlane(
+            cluster, plane, self.net, self.rundir, lb_namespaces=frozenset(lb_namespaces or ())
+        )
         self.clusters[cluster] = cdp
         api = plane.admin_client()
         ensure_node(api, cdp.node_name, self.net.plan.node(cluster))
@@ -793,11 +794,11 @@ class DataPlane:
             cdp.start_kube_proxy()
         if lb:
             install_metallb_crds(api)
-            only = frozenset(lb_namespaces) if lb_namespaces is not None else None
             if metallb:
                 cdp.start_metallb_controller()
                 cdp.start_metallb_speaker()
             else:
+                only = cdp.lb_namespaces if lb_namespaces is not None else None
                 cdp.lb = LoadBalancerStandIn(api, self.net, cluster, namespaces=only).start()
         return cdp
 
@@ -943,12 +944,11 @@ def release_lb_services(
         ns, name = key.split("/", 1)
         with contextlib.suppress(ApiException):
             core.delete_namespaced_service(name, ns)
-    deadline = time.monotonic() + timeout
-    left = ours()
-    while left and time.monotonic() < deadline:
-        time.sleep(0.1)
-        left = ours()
-    return left
+    try:
+        wait_until("our LoadBalancer Services to be gone", lambda: not ours(), timeout=timeout)
+    except TimeoutError:
+        return ours()
+    return []
 
 
 def lb_address(

@@ -111,12 +111,16 @@ class Process:
             return None
         return f"{self.name} exited with status {code}; log tail:\n{self.log_tail(30)}"
 
-    def log_tail(self, lines: int = 60) -> str:
+    def log_lines(self) -> list[str]:
+        """The whole log, line by line (none yet: empty)."""
         try:
             data = self.log_path.read_bytes()
         except FileNotFoundError:
-            return ""
-        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+            return []
+        return data.decode(errors="replace").splitlines()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_lines()[-lines:])
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the process group, SIGKILL after `grace` seconds, and reap."""
