@@ -20,8 +20,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -65,6 +66,10 @@ def consumer_statefulset(name: str, chain_id: str) -> Any:
     return model(client.V1StatefulSet, body)
 
 
+# How long a restart waits for a just-started node to answer its RPC.
+STARTUP_GRACE: Final = 30.0
+
+
 @dataclass
 class StandInKubelet:
     api: client.ApiClient
@@ -84,6 +89,7 @@ class StandInKubelet:
     started_peers: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _running_hash: str | None = None
+    _started_at: float = 0.0
     _prober: netprobe.Prober | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -142,6 +148,11 @@ class StandInKubelet:
             self._write_status()
             return
         template_hash = self._template_hash()
+        if running and template_hash != self._running_hash and self._still_starting():
+            # Stopped while it creates its database, the node leaves it corrupt and then
+            # panics on every start: let a first start finish before rolling it.
+            self._write_status()
+            return
         if not running or template_hash != self._running_hash:
             peers = self._peers()
             if peers is not None:
@@ -150,10 +161,17 @@ class StandInKubelet:
                     self.restarts += 1
                 self.consumer.set_peers(self.cluster, peers)
                 self.consumer.start(self.net, self.cluster)
+                self._started_at = time.monotonic()
                 self._running_hash = template_hash
                 self.started_peers.append(peers)
                 log.info("%s: consumer node (re)started with peers %s", self.cluster, peers)
         self._write_status()
+
+    def _still_starting(self) -> bool:
+        """Started under STARTUP_GRACE seconds ago and its RPC does not answer yet."""
+        if time.monotonic() - self._started_at >= STARTUP_GRACE:
+            return False
+        return not self._rpc_answers()
 
     def _write_status(self) -> None:
         core = client.CoreV1Api(self.api)
